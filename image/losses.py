@@ -1,0 +1,75 @@
+"""QueryInst losses (paper Sec. 3.4 / mmdetection queryinst config), as pure functions.
+
+Per stage, all six weighted 1: sigmoid focal 2.0 (alpha 0.25, gamma 2) over all queries with an
+all-zero target for unmatched ones, L1 5.0 on xyxy boxes normalised by the image size, GIoU 2.0, and
+dice 8.0 on the GT-class 28x28 mask of matched queries. Every term is averaged by the number of
+positives (averaged across ranks in distributed training, clamped to >= 1 so that a batch of empty
+images gives a finite loss; mmdetection divides by max(num_pos, eps) instead). Computed in fp32.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.ops import generalized_box_iou_loss, roi_align, sigmoid_focal_loss
+
+
+def focal_loss_sum(logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+    """Sum of the sigmoid focal loss (Lin et al. 2017) over all elements. logits/targets: [K, C]."""
+    return sigmoid_focal_loss(logits.float(), targets.float(), alpha=alpha, gamma=gamma, reduction="sum")
+
+
+def dice_loss(probs: Tensor, targets: Tensor, eps: float = 1e-5) -> Tensor:
+    """Per-instance dice loss 1 - 2*sum(p*t) / (sum(p^2) + eps + sum(t^2) + eps).
+
+    probs, targets: [K, H, W] (probabilities, binary targets) -> [K]. mmdetection DiceLoss with
+    naive_dice=False, eps=1e-5 added to each squared sum.
+    """
+    p = probs.float().flatten(1)
+    t = targets.float().flatten(1)
+    inter = (p * t).sum(1)
+    return 1 - 2 * inter / ((p * p).sum(1) + eps + (t * t).sum(1) + eps)
+
+
+def giou_loss_sum(boxes: Tensor, gt_boxes: Tensor) -> Tensor:
+    """Sum over pairs of 1 - GIoU. boxes, gt_boxes: [K, 4] xyxy."""
+    if boxes.numel() == 0:
+        return boxes.sum() * 0.0
+    return generalized_box_iou_loss(boxes.float(), gt_boxes.float(), reduction="sum")
+
+
+def mask_targets(gt_masks: Tensor, boxes: Tensor, gt_indices: Tensor, size: int = 28) -> Tensor:
+    """Crop each matched GT mask by its (detached) predicted box and resize to size x size.
+
+    gt_masks: [M, H, W] bool; boxes: [K, 4] xyxy in the same pixels; gt_indices: [K] into gt_masks.
+    Returns [K, size, size] float in {0, 1}: RoIAlign (aligned=True) of the binary mask, then >= 0.5,
+    as mmdetection's BitmapMasks.crop_and_resize.
+    """
+    if boxes.numel() == 0:
+        return boxes.new_zeros((0, size, size))
+    masks = gt_masks[gt_indices].to(boxes.dtype)[:, None]  # [K, 1, H, W]
+    rois = torch.cat([torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], dim=1)
+    out = roi_align(masks, rois, (size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+    return (out[:, 0] >= 0.5).to(boxes.dtype)
+
+
+def one_hot_targets(num_queries: int, num_classes: int, query_idx: Tensor, labels: Tensor,
+                    device: torch.device) -> Tensor:
+    """[num_queries, num_classes] with a 1 at (matched query, its GT class); unmatched rows all zero."""
+    t = torch.zeros((num_queries, num_classes), device=device)
+    t[query_idx, labels] = 1.0
+    return t
+
+
+def normalizer(num_pos: int, device: torch.device) -> Tensor:
+    """Number of positives averaged over ranks, clamped to >= 1 (the loss denominator)."""
+    n = torch.tensor(float(num_pos), device=device)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(n)
+        n = n / torch.distributed.get_world_size()
+    return n.clamp(min=1.0)
+
+
+def mask_logits_for_labels(mask_logits: Tensor, labels: Tensor) -> Tensor:
+    """mask_logits [K, C, h, w], labels [K] -> [K, h, w] the logits of each instance's class."""
+    return mask_logits[torch.arange(len(labels), device=labels.device), labels]
+

@@ -1,0 +1,52 @@
+"""Multi-level RoIAlign with mmdetection's FPN level assignment.
+
+Each box goes to level floor(log2(sqrt(w*h) / finest_scale + 1e-6)), clamped to P2-P5
+(mmdetection ``SingleRoIExtractor``, finest_scale=56), and is pooled with
+``torchvision.ops.roi_align(aligned=True, sampling_ratio=2)``. torchvision's MultiScaleRoIAlign
+assigns levels the same way but pools with aligned=False, which is why it is not used here.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.ops import roi_align
+
+
+def assign_levels(boxes: Tensor, num_levels: int, finest_scale: int = 56) -> Tensor:
+    """boxes [K, 4] xyxy (input-image pixels) -> level index [K] in [0, num_levels)."""
+    wh = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    scale = wh.clamp(min=0).sqrt()
+    levels = torch.floor(torch.log2(scale / finest_scale + 1e-6))
+    return levels.clamp(min=0, max=num_levels - 1).long()
+
+
+def multilevel_roi_align(
+    features: list[Tensor],
+    rois: Tensor,
+    output_size: int,
+    strides: tuple[int, ...],
+    sampling_ratio: int = 2,
+    finest_scale: int = 56,
+) -> Tensor:
+    """Pool RoIs from the pyramid.
+
+    features: [P2..P5], each [B, C, H/s, W/s]. rois: [K, 5] (batch index, x1, y1, x2, y2).
+    Returns [K, C, output_size, output_size].
+    """
+    levels = assign_levels(rois[:, 1:], len(features), finest_scale)
+    out = features[0].new_zeros((rois.shape[0], features[0].shape[1], output_size, output_size))
+    for lvl, (feat, stride) in enumerate(zip(features, strides)):
+        idx = torch.nonzero(levels == lvl).squeeze(1)
+        if idx.numel() == 0:
+            continue
+        pooled = roi_align(feat, rois[idx], output_size, spatial_scale=1.0 / stride,
+                           sampling_ratio=sampling_ratio, aligned=True)
+        out.index_copy_(0, idx, pooled.to(out.dtype))
+    return out
+
+
+def boxes_to_rois(boxes: Tensor) -> Tensor:
+    """boxes [B, N, 4] -> rois [B*N, 5] with the batch index in column 0."""
+    b, n = boxes.shape[:2]
+    idx = torch.arange(b, device=boxes.device, dtype=boxes.dtype).repeat_interleave(n)
+    return torch.cat([idx[:, None], boxes.reshape(b * n, 4)], dim=1)

@@ -1,0 +1,32 @@
+import math
+
+import torch
+from torchvision.ops import roi_align
+
+from queryinst.image.roi_pooler import assign_levels, boxes_to_rois, multilevel_roi_align
+
+
+def test_level_assignment_matches_mmdetection_rule():
+    # level = floor(log2(sqrt(w*h)/56 + 1e-6)) clamped to [0, 3] (mmdetection SingleRoIExtractor)
+    sides = [10.0, 55.9, 56.0, 111.9, 112.0, 224.0, 447.0, 448.0, 2000.0]
+    boxes = torch.tensor([[0.0, 0.0, s, s] for s in sides])
+    expected = [min(max(math.floor(math.log2(s / 56 + 1e-6)), 0), 3) for s in sides]
+    assert assign_levels(boxes, 4).tolist() == expected == [0, 0, 0, 0, 1, 2, 2, 3, 3]
+    # a non-square box uses the geometric mean of its sides
+    assert assign_levels(torch.tensor([[0.0, 0.0, 448.0, 28.0]]), 4).tolist() == [1]
+
+
+def test_pooling_uses_aligned_roi_align_on_the_assigned_level():
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(2, 3, 64 // s, 64 // s, generator=g) for s in (1, 2, 4, 8)]
+    strides = (4, 8, 16, 32)
+    boxes = torch.tensor([[[1.0, 2.0, 30.0, 40.0], [0.0, 0.0, 250.0, 250.0]],
+                          [[5.0, 5.0, 120.0, 100.0], [3.0, 3.0, 9.0, 9.0]]])
+    rois = boxes_to_rois(boxes)
+    assert rois[:, 0].tolist() == [0, 0, 1, 1]
+    out = multilevel_roi_align(feats, rois, 7, strides)
+    levels = assign_levels(rois[:, 1:], 4)
+    for i in range(4):
+        lvl = int(levels[i])
+        ref = roi_align(feats[lvl], rois[i:i + 1], 7, spatial_scale=1 / strides[lvl], sampling_ratio=2, aligned=True)
+        assert torch.allclose(out[i], ref[0])
