@@ -1,0 +1,68 @@
+"""Online tracker settings.
+
+Two association modes share one score (DESIGN §3, MaskTrack R-CNN, Yang et al. ICCV 2019, Sec. 3.2):
+
+``masktrack``  the original MaskTrack R-CNN test-time rules (youtubevos/MaskTrackRCNN), kept to
+               reproduce published numbers: per-detection argmax, losers of a contested track dropped,
+               tracks never deleted, a track keeps the label of the detection that opened it.
+``hungarian``  (default) a one-to-one assignment maximising the total score, with unseen tracks
+               pruned (as mmtracking's MaskTrackRCNNTracker) and majority-vote track labels; no
+               detection is ever dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ("masktrack", "hungarian")
+
+
+@dataclass
+class TrackerConfig:
+    """Settings of ``OnlineTracker``.
+
+    mode: "masktrack" (original rules) or "hungarian" (default; see the module docstring).
+    match_coeff: weights of (log detection score, box IoU, same label) added to the embedding
+        log-likelihood: MaskTrack R-CNN config ``match_coeff=[1.0, 2.0, 10]``; mmtracking
+        ``match_weights=dict(det_score=1.0, iou=2.0, det_label=10.0)``.
+    max_unseen: hungarian mode deletes a track when ``frame_index - last_seen > max_unseen`` at the start
+        of a frame, i.e. a track can be matched again up to ``max_unseen`` frames after it was last seen.
+        This equals mmtracking's ``num_frames_retain=20`` (deleted once ``frame_id - last >= 20`` after
+        an update). Ignored in masktrack mode, which never deletes (original behaviour).
+    min_score: detections with ``score < min_score`` are removed before association and are absent from
+        the output. 0.0 keeps everything: the detector's own threshold already applied (QueryInst keeps
+        the top-k with no threshold, DESIGN §2).
+    label_from_history: hungarian mode only. True: a track's label is the majority of the labels of
+        the detections it was matched to (ties go to the current detection's label, then to the smallest
+        index); it is reported in the output and used by the label term of the score. False: the latest
+        detection's label (mmtracking). Masktrack mode always uses the original rule.
+    new_track_bias: hungarian mode only; added to the "new track" score S[:, 0] before the assignment.
+        0.0 keeps MaskTrack's decision rule (a detection starts a track when S[i, 0] beats the track it
+        would get); > 0 favours new tracks, < 0 favours matches.
+    embedding_momentum: hungarian mode only; matched track embedding becomes
+        ``momentum * old + (1 - momentum) * new``. 0.0 replaces it, as MaskTrack R-CNN does.
+    """
+
+    mode: str = "hungarian"
+    match_coeff: tuple[float, float, float] = (1.0, 2.0, 10.0)  # MaskTrack R-CNN config match_coeff
+    max_unseen: int = 20  # mmtracking masktrack_rcnn config: num_frames_retain=20
+    min_score: float = 0.0  # keep every detection (QueryInst inference has no score threshold)
+    label_from_history: bool = True  # majority vote, as the per-video aggregation (DESIGN §3)
+    new_track_bias: float = 0.0  # 0: MaskTrack's own new-vs-match decision rule
+    embedding_momentum: float = 0.0  # 0: replace, as MaskTrack R-CNN's memory update
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"TrackerConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if len(tuple(self.match_coeff)) != 3:
+            raise ValueError(
+                f"TrackerConfig.match_coeff needs 3 weights (log score, IoU, label), got {self.match_coeff!r}"
+            )
+        self.match_coeff = tuple(float(c) for c in self.match_coeff)  # type: ignore[assignment]
+        if self.max_unseen < 0:
+            raise ValueError(f"TrackerConfig.max_unseen must be >= 0, got {self.max_unseen}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"TrackerConfig.min_score must be in [0, 1], got {self.min_score}")
+        if not 0.0 <= self.embedding_momentum < 1.0:
+            raise ValueError(
+                f"TrackerConfig.embedding_momentum must be in [0, 1), got {self.embedding_momentum}"
+            )
