@@ -74,19 +74,22 @@ class QueryInst(nn.Module):
                                  self.size_divisor)
 
     def run_stages(self, batch: ImageBatch) -> RawOutputs:
-        """Backbone and all stages on a normalised, padded batch.
+        """Backbone and all stages on a normalised, padded batch."""
+        return self.run_heads(self.backbone(batch.tensors), batch.image_sizes)
+
+    def run_heads(self, features: list[Tensor], image_sizes: list[tuple[int, int]]) -> RawOutputs:
+        """All stages on given FPN features.
 
         Refined boxes are detached between stages (Sparse R-CNN); the learned proposal boxes enter
         the first stage attached, so they learn through the first stage's box decoding, as in
         mmdetection (RoIAlign itself passes no gradient to the boxes)."""
-        features = self.backbone(batch.tensors)
-        boxes, queries = self.proposals(batch.image_sizes)
+        boxes, queries = self.proposals(image_sizes)
         outputs = []
         for stage in self.stages:
             out = stage(features, boxes, queries)
             outputs.append(out)
             boxes, queries = out.boxes.detach(), out.queries
-        return RawOutputs(features, outputs, batch.image_sizes)
+        return RawOutputs(features, outputs, image_sizes)
 
     def forward(self, images: list[Tensor] | ImageBatch, targets: list[Targets] | None = None,
                 orig_sizes: list[tuple[int, int]] | None = None) -> dict[str, Tensor] | list[Predictions]:
@@ -121,8 +124,7 @@ class QueryInst(nn.Module):
         for s, (stage, out) in enumerate(zip(self.stages, raw.stages)):
             weight = cfg.stage_weights[s] if s < len(cfg.stage_weights) else 1.0
             boxes = out.boxes.detach()
-            matches = [self.matcher(out.cls_logits[b].detach(), boxes[b], t.labels, t.boxes, whwh[b])
-                       for b, t in enumerate(targets)]
+            matches = self.match(out, targets, raw.image_sizes)
             cls_targets = torch.stack([
                 one_hot_targets(out.cls_logits.shape[1], self.num_classes, q, t.labels[g], device)
                 for (q, g), t in zip(matches, targets)])
@@ -139,6 +141,14 @@ class QueryInst(nn.Module):
             losses[f"s{s}.loss_giou"] = weight * cfg.giou_weight * giou / num_pos
             losses[f"s{s}.loss_dice"] = weight * cfg.dice_weight * dice / num_pos
         return losses
+
+    def match(self, out: StageOutput, targets: list[Targets],
+              image_sizes: list[tuple[int, int]]) -> list[tuple[Tensor, Tensor]]:
+        """Per image (query indices, GT indices) of one stage's Hungarian matching (detached inputs)."""
+        device = out.boxes.device
+        return [self.matcher(out.cls_logits[b].detach(), out.boxes[b].detach(), t.labels, t.boxes,
+                             torch.tensor([w, h, w, h], dtype=torch.float32, device=device))
+                for b, (t, (h, w)) in enumerate(zip(targets, image_sizes))]
 
     def _mask_loss(self, stage: QueryStage, features: list[Tensor], out: StageOutput, boxes: Tensor,
                    matches: list[tuple[Tensor, Tensor]], targets: list[Targets]) -> Tensor:

@@ -17,6 +17,8 @@ class Targets:
     image_id: the dataset's id of the image (COCO ``image_id``).
     orig_size: (height, width) of the image as stored on disk, before any transform.
     ignore_boxes: [M, 4] crowd regions (COCO ``iscrowd=1``), never used as positives.
+    instance_ids: [N] int64 video instance ids (YouTube-VIS annotation ids) for the track loss; None
+        for still images.
     """
 
     boxes: Tensor
@@ -25,6 +27,7 @@ class Targets:
     image_id: int
     orig_size: tuple[int, int]
     ignore_boxes: Tensor | None = None
+    instance_ids: Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Targets":
         return replace(
@@ -33,6 +36,7 @@ class Targets:
             labels=self.labels.to(device),
             masks=self.masks.to(device),
             ignore_boxes=None if self.ignore_boxes is None else self.ignore_boxes.to(device),
+            instance_ids=None if self.instance_ids is None else self.instance_ids.to(device),
         )
 
 

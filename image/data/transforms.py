@@ -129,29 +129,42 @@ class InstanceTransforms:
         self.pipeline = pipeline
 
     def __call__(self, image: Tensor, targets: Targets) -> tuple[Tensor, Targets]:
-        canvas = tuple(image.shape[-2:])
-        ignore = targets.ignore_boxes if targets.ignore_boxes is not None else targets.boxes.new_zeros((0, 4))
-        had_pixels = targets.masks.flatten(1).any(1)
-        sample = {
-            "image": tv_tensors.Image(image),
-            "boxes": tv_tensors.BoundingBoxes(targets.boxes, format="XYXY", canvas_size=canvas),
-            "masks": tv_tensors.Mask(targets.masks),
-            "ignore_boxes": tv_tensors.BoundingBoxes(ignore, format="XYXY", canvas_size=canvas),
-        }
+        return self.apply_many([(image, targets)])[0]
+
+    def apply_many(self, frames: list[tuple[Tensor, Targets]]) -> list[tuple[Tensor, Targets]]:
+        """Transform several same-size frames with ONE draw of the random parameters (the same resize,
+        flip and crop for all), as a video training pair needs (DESIGN §3)."""
+        sample = {}
+        had_pixels = []
+        for i, (image, targets) in enumerate(frames):
+            canvas = tuple(image.shape[-2:])
+            ignore = targets.ignore_boxes if targets.ignore_boxes is not None else targets.boxes.new_zeros((0, 4))
+            had_pixels.append(targets.masks.flatten(1).any(1))
+            sample[i] = {
+                "image": tv_tensors.Image(image),
+                "boxes": tv_tensors.BoundingBoxes(targets.boxes, format="XYXY", canvas_size=canvas),
+                "masks": tv_tensors.Mask(targets.masks),
+                "ignore_boxes": tv_tensors.BoundingBoxes(ignore, format="XYXY", canvas_size=canvas),
+            }
         out = self.pipeline(sample)
-        boxes = out["boxes"].as_subclass(Tensor)
-        masks = out["masks"].as_subclass(Tensor)
-        ignore = out["ignore_boxes"].as_subclass(Tensor)
-        keep = _non_empty(boxes) & (masks.flatten(1).any(1) | ~had_pixels)
-        new_targets = Targets(
-            boxes=boxes[keep],
-            labels=targets.labels[keep],
-            masks=masks[keep],
-            image_id=targets.image_id,
-            orig_size=targets.orig_size,
-            ignore_boxes=ignore[_non_empty(ignore)],
-        )
-        return out["image"].as_subclass(Tensor), new_targets
+        results = []
+        for i, (_, targets) in enumerate(frames):
+            o = out[i]
+            boxes = o["boxes"].as_subclass(Tensor)
+            masks = o["masks"].as_subclass(Tensor)
+            ignore = o["ignore_boxes"].as_subclass(Tensor)
+            keep = _non_empty(boxes) & (masks.flatten(1).any(1) | ~had_pixels[i])
+            new_targets = Targets(
+                boxes=boxes[keep],
+                labels=targets.labels[keep],
+                masks=masks[keep],
+                image_id=targets.image_id,
+                orig_size=targets.orig_size,
+                ignore_boxes=ignore[_non_empty(ignore)],
+                instance_ids=None if targets.instance_ids is None else targets.instance_ids[keep],
+            )
+            results.append((o["image"].as_subclass(Tensor), new_targets))
+        return results
 
     def __repr__(self) -> str:
         return f"InstanceTransforms({self.pipeline})"

@@ -1,0 +1,86 @@
+"""QueryInst-VIS model: training losses on a pair, per-frame detection, start from an image checkpoint."""
+import pytest
+import torch
+
+from queryinst.image.build import build_queryinst
+from queryinst.image.config import Config
+from queryinst.image.types import Targets
+from queryinst.vis.build import build_queryinst_vis, init_from_image_checkpoint
+from queryinst.vis.config import VisConfig
+
+
+def tiny_vis_config() -> VisConfig:
+    cfg = VisConfig()
+    cfg.model.backbone = "resnet18"
+    cfg.model.num_classes = 3
+    cfg.model.num_stages = 2
+    cfg.model.track_dim = 64
+    return cfg
+
+
+def _pair():
+    masks = torch.zeros(2, 64, 96, dtype=torch.bool)
+    masks[0, 8:30, 10:40] = True
+    masks[1, 30:60, 50:90] = True
+    key = Targets(torch.tensor([[10.0, 8.0, 40.0, 30.0], [50.0, 30.0, 90.0, 60.0]]), torch.tensor([0, 2]), masks,
+                  1, (64, 96), instance_ids=torch.tensor([11, 12]))
+    ref = Targets(torch.tensor([[52.0, 28.0, 92.0, 58.0]]), torch.tensor([2]), masks[1:], 1, (64, 96),
+                  instance_ids=torch.tensor([12]))
+    g = torch.Generator().manual_seed(0)
+    return [torch.rand(3, 64, 96, generator=g)], [key], [torch.rand(3, 64, 96, generator=g)], [ref]
+
+
+def test_training_step_has_track_loss_and_reaches_the_track_head():
+    torch.manual_seed(0)
+    model = build_queryinst_vis(tiny_vis_config()).train()
+    losses = model(*_pair())
+    assert "loss_track" in losses and torch.isfinite(losses["loss_track"])
+    assert len(losses) == 2 * 4 + 1
+    sum(losses.values()).backward()
+    assert model.track_head.fcs[0].weight.grad.abs().sum() > 0
+
+
+def test_detect_keeps_one_detection_per_query_at_most_max_per_frame():
+    torch.manual_seed(0)
+    cfg = tiny_vis_config()
+    cfg.inference.score_threshold = 0.0
+    cfg.inference.max_per_frame = 6
+    model = build_queryinst_vis(cfg).eval()
+    dets = model.detect([torch.rand(3, 64, 96)], orig_sizes=[(128, 192)])[0]
+    assert len(dets.scores) == 6
+    assert len(set(dets.query_indices.tolist())) == 6
+    assert dets.masks.shape == (6, 128, 192) and dets.embeddings.shape == (6, 64)
+    assert torch.all(dets.scores[:-1] >= dets.scores[1:])
+    tracker_input = dets.to_tracker()
+    assert tracker_input.embeddings.shape == (6, 64)
+
+
+def test_init_from_image_checkpoint_subsets_proposals_and_reinitialises_classes(tmp_path):
+    torch.manual_seed(0)
+    image_cfg = Config()
+    image_cfg.model.backbone = "resnet18"
+    image_cfg.model.num_stages = 2
+    image_cfg.model.num_proposals = 20
+    image_model = build_queryinst(image_cfg)  # 80 classes
+    path = tmp_path / "image.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in image_model.state_dict().items()}}, path)
+    vis = build_queryinst_vis(tiny_vis_config())
+    report = init_from_image_checkpoint(vis.detector, str(path))
+    state = vis.detector.state_dict()
+    assert torch.equal(state["proposals.boxes.weight"], image_model.state_dict()["proposals.boxes.weight"][:10])
+    assert "proposals.features.weight" in report["subset"]
+    assert "stages.0.box_head.cls_logits.weight" in report["reinitialised"]
+    assert torch.equal(state["stages.1.box_head.ffn_in.weight"], image_model.state_dict()["stages.1.box_head.ffn_in.weight"])
+
+
+def test_init_from_checkpoint_of_another_backbone_fails_naming_the_tensor(tmp_path):
+    other = Config()
+    other.model.backbone = "resnet34"
+    other.model.num_stages = 2
+    other.model.hidden_dim = 128
+    other.model.fpn_channels = 128
+    path = tmp_path / "other.pth"
+    torch.save({"model": build_queryinst(other).state_dict()}, path)
+    vis = build_queryinst_vis(tiny_vis_config())
+    with pytest.raises(ValueError, match="other.pth"):
+        init_from_image_checkpoint(vis.detector, str(path))

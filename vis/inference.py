@@ -1,0 +1,137 @@
+"""The one streaming inference loop of QueryInst-VIS, and per-track aggregation for YouTube-VIS.
+
+Every use (video file, image folder, YouTube-VIS split, webcam) runs ``track_frames``: frames in,
+per frame the model's detections -> the online tracker -> compressed RLE per tracked instance.
+Only the current batch of frames is ever held as dense masks, so memory is bounded by the frame
+size, not the video length. ``VideoTrackAccumulator`` turns the per-frame results of one video into
+YouTube-VIS result records (DESIGN §3: score = mean per-frame score, category = majority vote,
+one segmentation per frame, null where the track is absent).
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+
+from ..tracking.tracker import OnlineTracker
+from .model import QueryInstVIS
+
+
+@dataclass
+class FrameResult:
+    """Tracked instances of one frame (original frame coordinates).
+
+    track_ids [K]; boxes [K, 4] xyxy; scores [K]; labels [K] contiguous class indices;
+    rles: K compressed RLE dicts (counts as str); masks: [K, H, W] bool, only when requested
+    (for drawing), else None.
+    """
+
+    frame_index: int
+    track_ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    rles: list[dict]
+    masks: np.ndarray | None = None
+    height: int = 0
+    width: int = 0
+
+
+def frame_to_tensor(frame: np.ndarray, min_size: int, max_size: int) -> Tensor:
+    """RGB uint8 [H, W, 3] -> float [3, h, w] in [0, 1], resized to short side ``min_size`` with the long
+    side at most ``max_size`` (the test resize of ``image/data/transforms.py``: mmcv imrescale rounding)."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 frame [H, W, 3], got {frame.dtype} {frame.shape}")
+    h, w = frame.shape[:2]
+    scale = min(min_size / min(h, w), max_size / max(h, w))
+    size = [max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))]
+    image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+    if size != [h, w]:
+        image = TF.resize(image, size, antialias=False)
+    return image.float().div_(255.0)
+
+
+def encode_masks(masks: np.ndarray) -> list[dict]:
+    """[K, H, W] bool -> K compressed RLEs with str counts (the YouTube-VIS results format)."""
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    for r in rles:
+        r["counts"] = r["counts"].decode("ascii")
+    return list(rles)
+
+
+def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@torch.no_grad()
+def track_frames(model: QueryInstVIS, tracker: OnlineTracker, frames: Iterable[np.ndarray], min_size: int,
+                 max_size: int, batch_size: int = 1, keep_masks: bool = False) -> Iterator[FrameResult]:
+    """Run detection + online tracking over a stream of RGB uint8 frames [H, W, 3].
+
+    ``batch_size`` frames go through the network together (offline throughput); tracking stays strictly
+    frame by frame. The tracker is NOT reset here: call ``tracker.reset()`` between videos.
+    Yields one FrameResult per input frame, in order.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    index = 0
+    for batch in _batches(frames, max(1, batch_size)):
+        sizes = [(f.shape[0], f.shape[1]) for f in batch]
+        images = [frame_to_tensor(f, min_size, max_size).to(device) for f in batch]
+        for dets, (h, w) in zip(model.detect(images, orig_sizes=sizes), sizes):
+            tracked = tracker.update(dets.to_tracker(), frame_index=index)
+            masks = dets.masks.cpu().numpy()[tracked.det_indices] if len(tracked.det_indices) else \
+                np.zeros((0, h, w), dtype=bool)
+            yield FrameResult(index, tracked.track_ids.copy(), tracked.boxes.copy(), tracked.scores.copy(),
+                              tracked.labels.copy(), encode_masks(masks), masks if keep_masks else None, h, w)
+            index += 1
+
+
+@dataclass
+class VideoTrackAccumulator:
+    """Collects one video's FrameResults and emits YouTube-VIS records, one per track.
+
+    Memory: per track, one RLE per frame where it appears (compressed), never dense masks.
+    """
+
+    num_frames: int
+    _scores: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    _labels: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    _segs: dict[int, dict[int, dict]] = field(default_factory=lambda: defaultdict(dict))
+
+    def add(self, result: FrameResult) -> None:
+        if not 0 <= result.frame_index < self.num_frames:
+            raise ValueError(f"frame index {result.frame_index} outside a video of {self.num_frames} frames")
+        for tid, score, label, rle in zip(result.track_ids, result.scores, result.labels, result.rles):
+            tid = int(tid)
+            self._scores[tid].append(float(score))
+            self._labels[tid].append(int(label))
+            self._segs[tid][result.frame_index] = rle
+
+    def records(self, video_id: int, cat_ids: Sequence[int]) -> list[dict]:
+        """[{video_id, category_id, score, segmentations}] with score = mean per-frame score and
+        category = majority vote of per-frame labels (ties: the label seen first), mapped to ``cat_ids``."""
+        out = []
+        for tid in sorted(self._scores):
+            votes = Counter(self._labels[tid])
+            best = max(votes.values())
+            label = next(lbl for lbl in self._labels[tid] if votes[lbl] == best)
+            segs = [self._segs[tid].get(f) for f in range(self.num_frames)]
+            out.append({"video_id": int(video_id), "category_id": int(cat_ids[label]),
+                        "score": float(np.mean(self._scores[tid])), "segmentations": segs})
+        return out
