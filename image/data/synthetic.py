@@ -1,0 +1,498 @@
+"""Synthetic COCO-format instance segmentation data: textured shapes on textured backgrounds.
+
+The project cannot download COCO, so tests, demos and the documented synthetic training runs use
+these images. Everything is deterministic: identical arguments give identical bytes (JSON and images).
+Each image is seeded by ``(seed, split, image index)``, so images do not depend on one another.
+
+Scene model (shared with ``vis/data/synthetic.py``): a textured background, then shape layers painted
+bottom to top. A later layer occludes an earlier one; the annotated mask is the *visible* part, and
+layers left almost fully hidden are neither painted nor annotated. Shapes are rasterised from their
+polygons with pycocotools, so a polygon annotation decodes to exactly the painted pixels.
+
+Encodings in the JSON: unoccluded objects get polygons (a fraction ``rle_prob`` get compressed RLE),
+occluded objects compressed RLE (a visible mask may have holes), crowd regions (``iscrowd=1``, a
+cluster of small shapes of one class) uncompressed RLE, as in COCO. ``area`` and ``bbox`` are computed
+from the mask the annotation decodes to.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+SHAPE_KINDS = ("circle", "square", "triangle", "star", "ellipse", "hexagon")
+DEFAULT_CLASSES = SHAPE_KINDS
+TEXTURE_KINDS = ("plain", "stripes", "checker", "noise")
+# Side length (sqrt of the area) ranges of the three size buckets. COCO's small/medium/large split
+# is at areas 32^2 and 96^2 (pycocotools COCOeval areaRng).
+SIZE_BUCKETS = ((10.0, 32.0), (32.0, 96.0), (96.0, 160.0))
+SIZE_BUCKET_PROBS = (0.3, 0.45, 0.25)
+MAX_SIDE_FRACTION = 0.6  # no shape's side sqrt(area) exceeds this fraction of the short image side
+STAR_INNER_RADIUS = 0.45  # inner/outer radius of the 5-pointed star
+ELLIPSE_ASPECT = (0.4, 0.7)  # minor/major axis ratio, well away from a circle's 1.0
+POLYGON_DECIMALS = 2  # polygon coordinates are rounded before rasterising, so the JSON is exact
+
+
+# ------------------------------------------------------------------------------------------------
+# Shapes
+# ------------------------------------------------------------------------------------------------
+def _regular(n: int, start: float = 0.0) -> np.ndarray:
+    t = start + 2.0 * np.pi * np.arange(n) / n
+    return np.stack([np.cos(t), np.sin(t)], axis=1)
+
+
+def shape_polygon(kind: str, center: tuple[float, float], area: float, angle: float = 0.0,
+                  aspect: float = 1.0) -> np.ndarray:
+    """Vertices [K, 2] (x, y) in pixels of a shape of the given area, rotated by ``angle`` radians.
+
+    ``aspect`` squashes the shape's y axis before rotation (used for ellipses).
+    """
+    if kind in ("circle", "ellipse"):
+        unit = _regular(48)
+    elif kind == "square":
+        unit = _regular(4, np.pi / 4)
+    elif kind == "triangle":
+        unit = _regular(3, -np.pi / 2)
+    elif kind == "hexagon":
+        unit = _regular(6)
+    elif kind == "star":
+        unit = _regular(10, -np.pi / 2) * np.where(np.arange(10) % 2 == 0, 1.0, STAR_INNER_RADIUS)[:, None]
+    else:
+        raise ValueError(f"unknown shape kind {kind!r}; known: {', '.join(SHAPE_KINDS)}")
+    unit = unit * np.array([1.0, aspect])
+    unit = unit * np.sqrt(area / polygon_area(unit))
+    c, s = np.cos(angle), np.sin(angle)
+    rotated = unit @ np.array([[c, s], [-s, c]])
+    return rotated + np.asarray(center, dtype=np.float64)
+
+
+def polygon_area(polygon: np.ndarray) -> float:
+    """Shoelace area of a simple polygon [K, 2]."""
+    x, y = polygon[:, 0], polygon[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def clip_polygon(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Sutherland-Hodgman clip of a polygon [K, 2] to the image rectangle [0, W] x [0, H]."""
+    points = [tuple(p) for p in polygon]
+    for axis, bound, keep_below in ((0, 0.0, False), (0, float(width), True),
+                                    (1, 0.0, False), (1, float(height), True)):
+        inside = (lambda p: p[axis] <= bound) if keep_below else (lambda p: p[axis] >= bound)
+        clipped: list[tuple[float, float]] = []
+        for i, cur in enumerate(points):
+            prev = points[i - 1]
+            if inside(cur) != inside(prev):
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                clipped.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+            if inside(cur):
+                clipped.append(cur)
+        points = clipped
+        if not points:
+            break
+    return np.array(points, dtype=np.float64).reshape(-1, 2)
+
+
+def rasterize_polygons(polygons: Sequence[np.ndarray], height: int, width: int
+                       ) -> tuple[list[list[float]], np.ndarray]:
+    """Clip, round and rasterise polygons (their union) with pycocotools.
+
+    Returns the COCO polygon list (flat [x0, y0, x1, y1, ...] per polygon, only those with >= 3
+    vertices) and the mask [H, W] bool that exactly this list decodes to.
+    """
+    flat: list[list[float]] = []
+    for polygon in polygons:
+        clipped = np.round(clip_polygon(polygon, height, width), POLYGON_DECIMALS)
+        if len(clipped) >= 3 and polygon_area(clipped) > 0:
+            flat.append([float(v) for v in clipped.ravel()])
+    if not flat:
+        return [], np.zeros((height, width), dtype=bool)
+    rle = mask_utils.merge(mask_utils.frPyObjects(flat, height, width))
+    return flat, mask_utils.decode(rle).astype(bool)
+
+
+def sample_area(rng: np.random.Generator, height: int, width: int) -> float:
+    """An object area in px^2 drawn from the small/medium/large buckets (capped by the image size)."""
+    bucket = SIZE_BUCKETS[rng.choice(len(SIZE_BUCKETS), p=SIZE_BUCKET_PROBS)]
+    high = min(bucket[1], MAX_SIDE_FRACTION * min(height, width))
+    low = min(bucket[0], 0.8 * high)
+    return float(rng.uniform(low, high) ** 2)
+
+
+def sample_aspect(rng: np.random.Generator, kind: str) -> float:
+    """Minor/major axis ratio: random for ellipses, 1 for every other shape."""
+    return float(rng.uniform(*ELLIPSE_ASPECT)) if kind == "ellipse" else 1.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Colours and textures
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Texture:
+    """A pattern attached to an object: evaluated in the object's own (rotated) coordinates.
+
+    kind: one of TEXTURE_KINDS; colour/colour2: RGB in [0, 255] blended by the pattern value;
+    period: stripe/checker period in px; waves: (fx, fy, phase) sinusoids summed for "noise".
+    """
+
+    kind: str
+    colour: tuple[float, float, float]
+    colour2: tuple[float, float, float]
+    period: float
+    phase: float
+    waves: tuple[tuple[float, float, float], ...]
+
+
+def sample_colour(rng: np.random.Generator, muted: bool = False) -> tuple[float, float, float]:
+    """A random RGB colour: saturated for objects, low-saturation for backgrounds."""
+    hue = rng.uniform(0.0, 180.0)  # OpenCV's 8-bit hue range
+    sat = rng.uniform(0.0, 0.3) if muted else rng.uniform(0.5, 1.0)
+    val = rng.uniform(0.3, 0.8) if muted else rng.uniform(0.55, 1.0)
+    hsv = np.array([[[hue, sat * 255.0, val * 255.0]]], dtype=np.float32)
+    rgb = cv2.cvtColor(np.round(hsv).astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
+    return tuple(float(v) for v in rgb)
+
+
+def sample_texture(rng: np.random.Generator, muted: bool = False) -> Texture:
+    """A random texture; ``muted`` gives the low-contrast, coarse patterns used for backgrounds."""
+    kind = TEXTURE_KINDS[int(rng.integers(len(TEXTURE_KINDS)))]
+    colour = np.array(sample_colour(rng, muted))
+    if muted:
+        colour2 = colour * rng.uniform(0.7, 0.9)
+    elif rng.random() < 0.5:
+        colour2 = colour * rng.uniform(0.3, 0.6)
+    else:
+        colour2 = np.array(sample_colour(rng))
+    period = rng.uniform(10.0, 32.0) if muted else rng.uniform(3.0, 10.0)
+    waves = []
+    for _ in range(4):
+        theta, wavelength = rng.uniform(0.0, np.pi), rng.uniform(4.0, 16.0) * (3.0 if muted else 1.0)
+        k = 2.0 * np.pi / wavelength
+        waves.append((float(k * np.cos(theta)), float(k * np.sin(theta)), float(rng.uniform(0, 2 * np.pi))))
+    return Texture(kind, tuple(float(v) for v in colour), tuple(float(v) for v in colour2),
+                   float(period), float(rng.uniform(0.0, 2.0 * np.pi)), tuple(waves))
+
+
+def texture_values(texture: Texture, xs: np.ndarray, ys: np.ndarray, origin: tuple[float, float],
+                   angle: float) -> np.ndarray:
+    """RGB float32 [n, 3] of ``texture`` at pixels (xs, ys), in coordinates rotating with the object."""
+    dx, dy = xs + 0.5 - origin[0], ys + 0.5 - origin[1]
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    if texture.kind == "plain":
+        t = np.zeros_like(u)
+    elif texture.kind == "stripes":
+        t = np.clip(3.0 * np.sin(2.0 * np.pi * u / texture.period + texture.phase), -1.0, 1.0) * 0.5 + 0.5
+    elif texture.kind == "checker":
+        t = (np.floor(u / texture.period) + np.floor(v / texture.period)) % 2.0
+    elif texture.kind == "noise":
+        t = sum(np.sin(fx * u + fy * v + ph) for fx, fy, ph in texture.waves) / (2.0 * len(texture.waves)) + 0.5
+    else:
+        raise ValueError(f"unknown texture kind {texture.kind!r}; known: {', '.join(TEXTURE_KINDS)}")
+    t = t.astype(np.float32)[:, None]
+    return (1.0 - t) * np.asarray(texture.colour, np.float32) + t * np.asarray(texture.colour2, np.float32)
+
+
+def render_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A textured background, float32 [H, W, 3] in [0, 255]: muted gradient + coarse pattern."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    theta = rng.uniform(0.0, 2.0 * np.pi)
+    g = xs * np.cos(theta) + ys * np.sin(theta)
+    g = ((g - g.min()) / max(float(g.max() - g.min()), 1.0))[..., None]
+    first, second = np.array(sample_colour(rng, True), np.float32), np.array(sample_colour(rng, True), np.float32)
+    base = (1.0 - g) * first + g * second
+    texture = sample_texture(rng, muted=True)
+    pattern = texture_values(texture, xs.ravel(), ys.ravel(), (0.0, 0.0), 0.0).reshape(height, width, 3)
+    return (0.6 * base + 0.4 * pattern).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# Layers: occlusion and painting
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class ShapeLayer:
+    """One painted object: its class, geometry and appearance.
+
+    label: contiguous class index; polygons: COCO flat polygons (clipped to the image) that
+    ``mask`` [H, W] bool was rasterised from; full_area: area of the unclipped shape(s) in px^2
+    (what the visibility test compares against); origin/angle: where the texture is attached.
+    """
+
+    label: int
+    polygons: list[list[float]]
+    mask: np.ndarray
+    full_area: float
+    texture: Texture
+    origin: tuple[float, float]
+    angle: float
+    iscrowd: bool = False
+
+
+def render_layers(background: np.ndarray, layers: Sequence[ShapeLayer], min_visible_area: float = 16.0,
+                  min_visible_fraction: float = 0.0, rng: np.random.Generator | None = None,
+                  noise_std: float = 0.0) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """Paint ``layers`` (bottom to top) over ``background`` [H, W, 3].
+
+    Visibility is decided top-down: a layer whose visible pixels (not covered by kept layers above)
+    number fewer than ``max(min_visible_area, min_visible_fraction * full_area)`` is dropped: not
+    painted, not occluding. Returns the uint8 RGB image [H, W, 3] and per layer its visible mask
+    [H, W] bool, or None when dropped. ``noise_std`` adds Gaussian sensor noise drawn from ``rng``.
+    """
+    covered = np.zeros(background.shape[:2], dtype=bool)
+    visible: list[np.ndarray | None] = [None] * len(layers)
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        vis = layer.mask & ~covered
+        if vis.sum() < max(min_visible_area, min_visible_fraction * layer.full_area, 1.0):
+            continue
+        visible[i] = vis
+        covered |= layer.mask
+    canvas = background.copy()
+    for layer, vis in zip(layers, visible):
+        if vis is not None:
+            ys, xs = np.nonzero(layer.mask)
+            canvas[ys, xs] = texture_values(layer.texture, xs, ys, layer.origin, layer.angle)
+    if noise_std > 0.0:
+        if rng is None:
+            raise ValueError("render_layers: noise_std > 0 needs a random generator (rng)")
+        canvas = canvas + rng.normal(0.0, noise_std, canvas.shape).astype(np.float32)
+    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), visible
+
+
+# ------------------------------------------------------------------------------------------------
+# Encoding and writing
+# ------------------------------------------------------------------------------------------------
+def mask_to_rle(mask: np.ndarray) -> dict:
+    """Compressed COCO RLE of a mask [H, W] with ``counts`` as str (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def mask_to_uncompressed_rle(mask: np.ndarray) -> dict:
+    """Uncompressed COCO RLE (``counts`` a list of run lengths, column-major, starting with zeros)."""
+    flat = mask.astype(bool).ravel(order="F")
+    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], changes, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0, *counts]
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
+
+
+def mask_bbox(mask: np.ndarray) -> list[float]:
+    """COCO box [x, y, w, h] (pixel extents, as pycocotools ``toBbox``) of a non-empty mask."""
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    return [float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]
+
+
+def write_image(path: Path, rgb: np.ndarray, jpeg_quality: int = 90) -> None:
+    """Encode an RGB uint8 image by its suffix (.jpg/.jpeg/.png) and write it."""
+    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    if not ok:
+        raise ValueError(f"{path}: OpenCV cannot encode an image with suffix {path.suffix!r}")
+    path.write_bytes(data.tobytes())
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically (temp file beside the target, then os.replace); compact, stable bytes."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside ``out_dir`` that replaces it on success.
+
+    A non-empty existing ``out_dir`` is an error unless ``overwrite``. On an exception the temporary
+    directory is removed and ``out_dir`` is left untouched.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out}: already exists and is not empty (pass overwrite=True / --overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0o700
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, trash / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(trash)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def categories_json(class_names: Sequence[str]) -> list[dict]:
+    """COCO/YouTube-VIS ``categories``: ids 1..C in the order of ``class_names``."""
+    return [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(class_names)]
+
+
+def check_class_names(class_names: Sequence[str]) -> tuple[str, ...]:
+    """Validate that every class name is a known, distinct shape kind."""
+    names = tuple(class_names)
+    unknown = [n for n in names if n not in SHAPE_KINDS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ValueError(f"class_names must be distinct shape kinds from {SHAPE_KINDS}, got {names}")
+    return names
+
+
+def check_image_size(height: int, width: int) -> None:
+    """Validate the generated image size (at least 16 px per side so that shapes fit)."""
+    if height < 16 or width < 16:
+        raise ValueError(f"height and width must be >= 16 px, got {height}x{width}")
+
+
+# ------------------------------------------------------------------------------------------------
+# COCO generator
+# ------------------------------------------------------------------------------------------------
+def _object_layer(rng: np.random.Generator, height: int, width: int, class_names: Sequence[str]) -> ShapeLayer:
+    label = int(rng.integers(len(class_names)))
+    kind = class_names[label]
+    area, angle = sample_area(rng, height, width), float(rng.uniform(0.0, 2.0 * np.pi))
+    center = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
+    polygon = shape_polygon(kind, center, area, angle, sample_aspect(rng, kind))
+    polygons, mask = rasterize_polygons([polygon], height, width)
+    return ShapeLayer(label, polygons, mask, area, sample_texture(rng), center, angle)
+
+
+def _crowd_layer(rng: np.random.Generator, height: int, width: int, class_names: Sequence[str]) -> ShapeLayer:
+    """A cluster of 4-8 small shapes of one class, annotated as one iscrowd=1 region."""
+    label = int(rng.integers(len(class_names)))
+    kind = class_names[label]
+    center = np.array([rng.uniform(0, width), rng.uniform(0, height)])
+    side = float(rng.uniform(8.0, 14.0))
+    shapes = [shape_polygon(kind, tuple(center + rng.normal(0.0, 1.5 * side, 2)), side * side,
+                            float(rng.uniform(0, 2 * np.pi)), sample_aspect(rng, kind))
+              for _ in range(int(rng.integers(4, 9)))]
+    polygons, mask = rasterize_polygons(shapes, height, width)
+    return ShapeLayer(label, polygons, mask, float(mask.sum()), sample_texture(rng),
+                      (float(center[0]), float(center[1])), 0.0, iscrowd=True)
+
+
+def _annotate(layer: ShapeLayer, visible: np.ndarray, rng: np.random.Generator, rle_prob: float) -> dict:
+    if layer.iscrowd:
+        segmentation: object = mask_to_uncompressed_rle(visible)
+    elif np.array_equal(visible, layer.mask) and rng.random() >= rle_prob:
+        segmentation = layer.polygons
+    else:
+        segmentation = mask_to_rle(visible)
+    return {"category_id": layer.label + 1, "segmentation": segmentation, "area": int(visible.sum()),
+            "bbox": mask_bbox(visible), "iscrowd": int(layer.iscrowd)}
+
+
+@dataclass(frozen=True)
+class CocoSceneOptions:
+    """What the COCO generator puts in an image (validated on construction).
+
+    class_names: shape kinds used as classes (category ids 1..C in this order); max_objects: an
+    image holds 1..max_objects shapes, or none with probability ``empty_prob``; crowd_prob: chance
+    of one extra iscrowd=1 cluster; rle_prob: chance that an unoccluded object is stored as RLE
+    rather than polygons; objects whose visible area is below ``max(min_visible_area,
+    min_visible_fraction * shape area)`` are dropped; image_format: "jpg" or "png".
+    """
+
+    class_names: tuple[str, ...] = DEFAULT_CLASSES
+    max_objects: int = 6
+    empty_prob: float = 0.1
+    crowd_prob: float = 0.1
+    rle_prob: float = 0.15
+    min_visible_fraction: float = 0.2
+    min_visible_area: float = 16.0
+    image_format: str = "jpg"
+    jpeg_quality: int = 90
+    noise_std: float = 2.0  # Gaussian sensor noise, in 8-bit levels
+
+    def __post_init__(self) -> None:
+        check_class_names(self.class_names)
+        if self.max_objects < 1:
+            raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
+        if self.image_format not in ("jpg", "png"):
+            raise ValueError(f"image_format must be 'jpg' or 'png', got {self.image_format!r}")
+        for name in ("empty_prob", "crowd_prob", "rle_prob", "min_visible_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+def _write_coco(root: Path, stream: tuple[int, int], num_images: int, height: int, width: int,
+                opts: CocoSceneOptions, progress: bool) -> Path:
+    """Generate one COCO split into the (temporary) folder ``root``; images seeded by stream + index."""
+    (root / "images").mkdir()
+    images, annotations = [], []
+    names = opts.class_names
+    for index in tqdm(range(num_images), desc="synthetic COCO", disable=not progress):
+        rng = np.random.default_rng([*stream, index])
+        background = render_background(rng, height, width)
+        count = 0 if rng.random() < opts.empty_prob else int(rng.integers(1, opts.max_objects + 1))
+        layers = [_object_layer(rng, height, width, names) for _ in range(count)]
+        if count and rng.random() < opts.crowd_prob:
+            layers.insert(int(rng.integers(len(layers) + 1)), _crowd_layer(rng, height, width, names))
+        image, visible = render_layers(background, layers, opts.min_visible_area, opts.min_visible_fraction,
+                                       rng, opts.noise_std)
+        file_name = f"{index:06d}.{opts.image_format}"
+        write_image(root / "images" / file_name, image, opts.jpeg_quality)
+        images.append({"id": index + 1, "file_name": file_name, "height": height, "width": width})
+        for layer, vis in zip(layers, visible):
+            if vis is not None:
+                annotations.append({"id": len(annotations) + 1, "image_id": index + 1,
+                                    **_annotate(layer, vis, rng, opts.rle_prob)})
+    data = {"info": {"description": "QueryInst-VIS synthetic shapes (image/data/synthetic.py)",
+                     "seed": stream[0]},
+            "licenses": [], "images": images, "annotations": annotations, "categories": categories_json(names)}
+    write_json(root / "annotations.json", data)
+    return root / "annotations.json"
+
+
+def make_coco_dataset(out_dir: str | os.PathLike, num_images: int, height: int = 256, width: int = 320,
+                      seed: int = 0, options: CocoSceneOptions = CocoSceneOptions(), overwrite: bool = False,
+                      progress: bool = False) -> Path:
+    """Write ``out_dir/images/NNNNNN.jpg`` and ``out_dir/annotations.json`` (COCO instances format).
+
+    Image ids are 1..num_images; what an image holds is set by ``options``. The folder is built in a
+    temporary directory beside ``out_dir`` and renamed into place. Returns the path of the JSON.
+    """
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    check_image_size(height, width)
+    with atomic_output_dir(out_dir, overwrite) as root:
+        _write_coco(root, (seed, 0), num_images, height, width, options, progress)
+    logger.info("wrote %d synthetic COCO images to %s", num_images, out_dir)
+    return Path(out_dir) / "annotations.json"
+
+
+def make_coco_splits(out_dir: str | os.PathLike, num_train: int, num_val: int, height: int = 256,
+                     width: int = 320, seed: int = 0, options: CocoSceneOptions = CocoSceneOptions(),
+                     overwrite: bool = False, progress: bool = False) -> dict[str, Path]:
+    """Write ``out_dir/train`` and ``out_dir/val``, each laid out as ``make_coco_dataset``'s output.
+
+    The splits come from independent random streams of the same seed (the train split equals
+    ``make_coco_dataset(..., seed)``). Returns {"train": json path, "val": json path}.
+    """
+    if num_train < 1 or num_val < 1:
+        raise ValueError(f"num_train and num_val must be >= 1, got {num_train} and {num_val}")
+    check_image_size(height, width)
+    with atomic_output_dir(out_dir, overwrite) as root:
+        for key, (split, count) in enumerate((("train", num_train), ("val", num_val))):
+            (root / split).mkdir()
+            _write_coco(root / split, (seed, key), count, height, width, options, progress)
+    logger.info("wrote synthetic COCO train (%d) and val (%d) to %s", num_train, num_val, out_dir)
+    return {split: Path(out_dir) / split / "annotations.json" for split in ("train", "val")}
