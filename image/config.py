@@ -153,6 +153,12 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return tuple(_coerce(v, a, key) for v, a in zip(value, args))
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; accept it as the number a user means
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if annotation in (int, float, str, bool):
         if type(value) is not annotation:
             raise ConfigError(

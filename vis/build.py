@@ -88,3 +88,14 @@ def init_from_image_checkpoint(detector: nn.Module, path: str) -> dict[str, list
                 len(report["loaded"]), len(report["subset"]), len(report["reinitialised"]),
                 ", ".join(sorted({k.split(".")[-2] for k in report["reinitialised"]})))
     return report
+
+
+def load_vis_model(cfg: VisConfig, weights: str, device: torch.device | str = "cpu") -> QueryInstVIS:
+    """Build QueryInst-VIS for ``cfg`` and load a trained checkpoint, checking that the checkpoint was
+    built for the same model config (one error naming the file and the first differing key)."""
+    from ..image.checkpoint import load_checkpoint
+
+    cfg.model.init_from = ""  # the checkpoint holds every weight; don't read the image checkpoint again
+    model = build_queryinst_vis(cfg)
+    load_checkpoint(weights, model, cfg=cfg, map_location="cpu")
+    return model.to(device).eval()

@@ -83,9 +83,7 @@ class YTVISPairs(Dataset):
     def _load(self, video: int, frame: int, image_id: int) -> tuple[Tensor, Targets]:
         path, ft = self.dataset.frame_targets(video, frame)
         image = torch.from_numpy(load_frame(path)).permute(2, 0, 1).contiguous()
-        targets = ft.to_targets(image_id)
-        targets.instance_ids = torch.from_numpy(ft.instance_ids)
-        return image, targets
+        return image, ft.to_targets(image_id)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Targets, Tensor, Targets]:
         video, key = self.samples[index]

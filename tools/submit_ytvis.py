@@ -1,0 +1,66 @@
+"""Run QueryInst-VIS on a YouTube-VIS split and write the submission zip.
+
+    python tools/submit_ytvis.py --config configs/vis/queryinst_vis_r50_ytvis19.yaml --weights W.pth \
+        --json data/ytvis2019/valid.json --frames data/ytvis2019/valid/JPEGImages --out results.zip
+
+Every video of the split goes through the online path (frame by frame: detector -> tracker), then
+per-track aggregation (mean score, majority category). The records are validated against the split
+(every video id known, one segmentation per frame, RLE sizes = video size, scores in [0, 1]) and
+written as ``results.zip`` holding ``results.json`` at its root, atomically. ``--results-json`` also
+keeps the plain JSON (for tools/eval_ytvis.py on a split with labels).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from queryinst.image.engine import error_message, select_device
+from queryinst.tracking import OnlineTracker
+from queryinst.vis.build import load_vis_model
+from queryinst.vis.config import VisConfig
+from queryinst.image.config import load_config
+from queryinst.vis.data.ytvis import YTVISDataset
+from queryinst.vis.inference import predict_split
+from queryinst.vis.submission import validate_results, write_results_zip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--weights", required=True, help="QueryInst-VIS checkpoint (tools/train.py, task: vis)")
+    parser.add_argument("--json", required=True, help="the split's JSON (videos + categories)")
+    parser.add_argument("--frames", required=True, help="the split's JPEGImages folder")
+    parser.add_argument("--out", default="results.zip", help="submission zip to write")
+    parser.add_argument("--results-json", default="", help="also write the plain results JSON here")
+    parser.add_argument("--batch-frames", type=int, default=1, help="frames per network batch")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.config, args.overrides, schema=VisConfig)
+        split = YTVISDataset(args.json, args.frames)
+        if split.num_classes != cfg.model.num_classes:
+            raise ValueError(f"{args.json}: {split.num_classes} categories, the model has {cfg.model.num_classes}")
+        model = load_vis_model(cfg, args.weights, select_device(cfg.run.device))
+        records = predict_split(model, OnlineTracker(cfg.tracker), split.videos, split.cat_ids,
+                                cfg.data.test_min_size, cfg.data.test_max_size, args.batch_frames)
+        videos = [{"id": v.id, "length": v.length, "height": v.height, "width": v.width} for v in split.videos]
+        validate_results(records, videos, split.cat_ids)
+        if args.results_json:
+            tmp = f"{args.results_json}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(records, f)
+            os.replace(tmp, args.results_json)
+        path = write_results_zip(records, args.out)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {error_message(e)}", file=sys.stderr)
+        return 2
+    print(f"{len(records)} tracks over {len(split.videos)} videos -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
