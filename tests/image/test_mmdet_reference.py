@@ -1,0 +1,203 @@
+"""Fidelity against mmdetection's own QueryInst: same weights, same normalised input, same numbers.
+
+Skipped unless mmdetection is installed. To run it, use a separate environment (never the project's
+.venv), e.g.:
+
+    python -m venv /tmp/mmref && /tmp/mmref/bin/pip install torch==2.14.1 torchvision==0.29.1 \
+        mmdet==3.3.0 mmengine==0.10.7 mmcv-lite==2.1.0 pytest && /tmp/mmref/bin/pip install --no-deps -e .
+    /tmp/mmref/bin/python -m pytest tests/image/test_mmdet_reference.py      # or run this file for a report
+
+mmdet 3.3 accepts mmcv < 2.2. ``mmcv-lite`` has no compiled ops: the missing ``mmcv._ext`` is replaced
+by a module whose functions raise, and the RoI extractors are configured with mmcv's own
+``RoIAlign(use_torchvision=True)`` path (torchvision's kernel with the same aligned / sampling-ratio
+arguments), so only RoIAlign's kernel is shared by both sides. With full ``mmcv`` the compiled kernel
+is used as is.
+
+The model is mmdetection's ``queryinst_r50_fpn_1x_coco`` config with random weights, made less
+symmetric than its init (random BatchNorm statistics, proposal boxes of many sizes so that every FPN
+level is used). Its state_dict goes through our converter (file to file) into our model.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import time
+import types
+
+import pytest
+import torch
+
+mmdet = pytest.importorskip("mmdet")
+
+from queryinst.image.build import build_queryinst  # noqa: E402
+from queryinst.image.checkpoint import load_checkpoint  # noqa: E402
+from queryinst.image.config import Config, config_from_dict  # noqa: E402
+from queryinst.image.mmdet_import import convert_mmdet_checkpoint  # noqa: E402
+from queryinst.image.types import ImageBatch  # noqa: E402
+
+IMAGE_SIZE = (200, 296)  # unpadded (h, w); padded to (224, 320)
+PADDED = (224, 320)
+# Both sides run the same torch ops on the same weights: on CPU the outputs agree bit for bit (max abs
+# difference 0). The tolerances only allow float32 rounding should kernels differ (other builds, GPU);
+# a 1e-3 change of one stage-2 FFN bias moves stage-2..5 logits by 2e-4..4e-4 and boxes by 2e-3..9e-3.
+LOGIT_TOLERANCE = 1e-5
+BOX_TOLERANCE = 1e-4  # boxes are in pixels, up to a few hundred
+
+
+def _stub_missing_mmcv_ext() -> bool:
+    """mmcv-lite: give ``mmcv.ops`` a ``_ext`` whose functions raise, so its Python modules import."""
+    if importlib.util.find_spec("mmcv._ext") is not None:
+        return False
+    ext = types.ModuleType("mmcv._ext")
+
+    def __getattr__(name: str):  # module-level __getattr__ (PEP 562)
+        if name.startswith("__"):  # __file__, __path__ ...: a plain module has none of these
+            raise AttributeError(name)
+
+        def unavailable(*args, **kwargs):
+            raise RuntimeError(f"mmcv._ext.{name} is not available in mmcv-lite")
+        return unavailable
+
+    ext.__getattr__ = __getattr__
+    sys.modules["mmcv._ext"] = ext
+    return True
+
+
+def build_mmdet_queryinst(seed: int = 0) -> torch.nn.Module:
+    """mmdetection's queryinst_r50_fpn_1x_coco model, random weights, eval mode."""
+    use_torchvision = _stub_missing_mmcv_ext()
+    from mmengine.config import Config as MMConfig
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    path = os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "queryinst", "queryinst_r50_fpn_1x_coco.py")
+    if not os.path.isfile(path):
+        pytest.skip(f"mmdetection's configs are not installed ({path})")
+    model_cfg = MMConfig.fromfile(path).model
+    model_cfg.backbone.init_cfg = None  # no ImageNet download
+    if use_torchvision:
+        for extractor in (model_cfg.roi_head.bbox_roi_extractor, model_cfg.roi_head.mask_roi_extractor):
+            extractor.roi_layer.use_torchvision = True
+    torch.manual_seed(seed)
+    model = MODELS.build(model_cfg)
+    from mmengine.logging import MMLogger
+
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs every tensor
+    model.init_weights()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+        for head in model.roi_head.bbox_head:  # moderate deltas: boxes stay on the image (mmdetection's
+            head.fc_reg.weight.mul_(0.1)         # mask paste fails on boxes wholly outside it)
+        boxes = model.rpn_head.init_proposal_bboxes.weight  # normalised cx, cy, w, h
+        n = boxes.shape[0]
+        boxes[:, :2] = torch.rand(n, 2, generator=g) * 0.6 + 0.2
+        boxes[:, 2:] = torch.rand(n, 2, generator=g) * 0.9 + 0.05
+    return model.eval()
+
+
+def _input(seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(1, 3, *PADDED)
+    x[:, :, : IMAGE_SIZE[0], : IMAGE_SIZE[1]] = torch.randn(1, 3, *IMAGE_SIZE, generator=g)
+    return x
+
+
+@torch.no_grad()
+def mmdet_raw_outputs(model: torch.nn.Module, tensor: torch.Tensor) -> dict:
+    """Per-stage outputs through mmdetection's own methods (the loop of SparseRoIHead.predict_bbox)."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.bbox import bbox2roi
+
+    h, w = IMAGE_SIZE
+    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0),
+                                         pad_shape=PADDED, batch_input_shape=PADDED))
+    feats = model.extract_feat(tensor)
+    rpn = model.rpn_head.predict(feats, [sample])
+    proposals = [r.bboxes for r in rpn]
+    object_feats = torch.cat([r.pop("features")[None] for r in rpn])
+    cls_logits, boxes = [], []
+    for stage in range(model.roi_head.num_stages):
+        res = model.roi_head._bbox_forward(stage, feats, bbox2roi(proposals), object_feats, [sample.metainfo])
+        object_feats, proposals = res["object_feats"], res["detached_proposals"]
+        cls_logits.append(res["cls_score"][0])
+        boxes.append(proposals[0])
+    attn = res["attn_feats"].reshape(-1, res["attn_feats"].shape[-1])
+    masks = model.roi_head._mask_forward(model.roi_head.num_stages - 1, feats, bbox2roi(proposals), attn)
+    preds = model.predict(tensor, [sample], rescale=True)[0].pred_instances
+    return {"cls_logits": cls_logits, "boxes": boxes, "mask_logits": masks["mask_preds"], "predictions": preds}
+
+
+def compare(seed: int = 0) -> dict[str, float]:
+    """Max abs differences (and the scale of each quantity) between mmdetection and our converted model."""
+    t0 = time.perf_counter()
+    mm_model = build_mmdet_queryinst(seed)
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "mmdet.pth"), os.path.join(tmp, "ours.pth")
+        torch.save({"meta": {"mmdet_version": mmdet.__version__}, "state_dict": mm_model.state_dict()}, src)
+        convert_mmdet_checkpoint(src, dst)
+        stored = torch.load(dst, map_location="cpu", weights_only=True)["config"]
+        cfg = config_from_dict(stored, Config)
+        ours = build_queryinst(cfg)
+        load_checkpoint(dst, ours, cfg=cfg, strict=True)
+    ours.eval()
+    tensor = _input()
+    t2 = time.perf_counter()
+    ref = mmdet_raw_outputs(mm_model, tensor)
+    t3 = time.perf_counter()
+    got = ours.raw_outputs(tensor, IMAGE_SIZE)
+    t4 = time.perf_counter()
+    report: dict[str, float] = {}
+    for s, (a, b) in enumerate(zip(ref["cls_logits"], got["cls_logits"])):
+        report[f"stage{s}.cls_logits"] = float((a - b).abs().max())
+    for s, (a, b) in enumerate(zip(ref["boxes"], got["boxes"])):
+        report[f"stage{s}.boxes"] = float((a - b).abs().max())
+    report["last.mask_logits"] = float((ref["mask_logits"] - got["mask_logits"]).abs().max())
+    report["scale.cls_logits"] = float(ref["cls_logits"][-1].abs().max())
+    report["scale.boxes"] = float(ref["boxes"][-1].abs().max())
+    report["scale.mask_logits"] = float(ref["mask_logits"].abs().max())
+
+    # End to end: top-k (query, class) pairs, boxes, pasted binary masks (mmdetection's topk is unsorted).
+    with torch.no_grad():
+        preds = ours.postprocess(ours.run_stages(ImageBatch(tensor, [IMAGE_SIZE])), [IMAGE_SIZE])[0]
+    mm = ref["predictions"]
+    order = mm.scores.argsort(descending=True)
+    report["final.scores"] = float((mm.scores[order] - preds.scores).abs().max())
+    report["final.labels_differ"] = float((mm.labels[order] != preds.labels).sum())
+    report["final.boxes"] = float((mm.bboxes[order] - preds.boxes).abs().max())
+    report["final.mask_pixels_differ"] = float((mm.masks[order] != preds.masks).sum())
+    report["final.mask_pixels"] = float(preds.masks.numel())
+    report["final.mask_pixels_set"] = float(preds.masks.sum())
+    report["seconds.build_mmdet"], report["seconds.convert_and_load"] = t1 - t0, t2 - t1
+    report["seconds.mmdet_forward_x2"], report["seconds.our_forward"] = t3 - t2, t4 - t3
+    return report
+
+
+def test_converted_model_matches_mmdetection():
+    r = compare()
+    assert r["scale.cls_logits"] > 0.1 and r["scale.boxes"] > 10 and r["final.mask_pixels_set"] > 0
+    for key, value in r.items():
+        if key.startswith(("scale.", "seconds.")):
+            continue
+        if key.endswith("boxes"):
+            assert value <= BOX_TOLERANCE, (key, value)
+        elif key.endswith(("logits", "scores")):
+            assert value <= LOGIT_TOLERANCE, (key, value)
+    assert r["final.labels_differ"] == 0
+    # pixels whose probability sits within rounding of the 0.5 threshold may flip
+    assert r["final.mask_pixels_differ"] <= 1e-5 * r["final.mask_pixels"]
+
+
+if __name__ == "__main__":
+    for k, v in compare().items():
+        sys.stdout.write(f"{k}\t{v:.3g}\n")
