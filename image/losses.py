@@ -37,15 +37,22 @@ def giou_loss_sum(boxes: Tensor, gt_boxes: Tensor) -> Tensor:
     return generalized_box_iou_loss(boxes.float(), gt_boxes.float(), reduction="sum")
 
 
-def mask_targets(gt_masks: Tensor, boxes: Tensor, gt_indices: Tensor, size: int = 28) -> Tensor:
+def mask_targets(gt_masks: Tensor, boxes: Tensor, gt_indices: Tensor, size: int = 28,
+                 clip_to: tuple[int, int] | None = None) -> Tensor:
     """Crop each matched GT mask by its (detached) predicted box and resize to size x size.
 
-    gt_masks: [M, H, W] bool; boxes: [K, 4] xyxy in the same pixels; gt_indices: [K] into gt_masks.
+    gt_masks: [M, H, W] bool; boxes: [K, 4] xyxy in the same pixels; gt_indices: [K] into gt_masks;
+    clip_to: (h, w) the box is clipped to first; mmdetection's mask_target_single clips to the GT
+    mask's size, which is the padded batch size (data preprocessor pad_mask=True).
     Returns [K, size, size] float in {0, 1}: RoIAlign (aligned=True) of the binary mask, then >= 0.5,
     as mmdetection's BitmapMasks.crop_and_resize.
     """
     if boxes.numel() == 0:
         return boxes.new_zeros((0, size, size))
+    if clip_to is not None:
+        h, w = clip_to
+        boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
+                             boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
     masks = gt_masks[gt_indices].to(boxes.dtype)[:, None]  # [K, 1, H, W]
     rois = torch.cat([torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], dim=1)
     out = roi_align(masks, rois, (size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)

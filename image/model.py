@@ -27,12 +27,13 @@ class RawOutputs:
     """Every stage's outputs for one padded batch, before any postprocessing.
 
     features: [P2..P5]; stages: one StageOutput per stage (boxes in input-tensor pixels);
-    image_sizes: unpadded (h, w) per image.
+    image_sizes: unpadded (h, w) per image; padded_size: (h, w) of the padded batch tensor.
     """
 
     features: list[Tensor]
     stages: list[StageOutput]
     image_sizes: list[tuple[int, int]]
+    padded_size: tuple[int, int]
 
 
 class QueryInst(nn.Module):
@@ -75,9 +76,10 @@ class QueryInst(nn.Module):
 
     def run_stages(self, batch: ImageBatch) -> RawOutputs:
         """Backbone and all stages on a normalised, padded batch."""
-        return self.run_heads(self.backbone(batch.tensors), batch.image_sizes)
+        return self.run_heads(self.backbone(batch.tensors), batch.image_sizes, tuple(batch.tensors.shape[-2:]))
 
-    def run_heads(self, features: list[Tensor], image_sizes: list[tuple[int, int]]) -> RawOutputs:
+    def run_heads(self, features: list[Tensor], image_sizes: list[tuple[int, int]],
+                  padded_size: tuple[int, int]) -> RawOutputs:
         """All stages on given FPN features.
 
         Refined boxes are detached between stages (Sparse R-CNN); the learned proposal boxes enter
@@ -89,7 +91,7 @@ class QueryInst(nn.Module):
             out = stage(features, boxes, queries)
             outputs.append(out)
             boxes, queries = out.boxes.detach(), out.queries
-        return RawOutputs(features, outputs, image_sizes)
+        return RawOutputs(features, outputs, image_sizes, padded_size)
 
     def forward(self, images: list[Tensor] | ImageBatch, targets: list[Targets] | None = None,
                 orig_sizes: list[tuple[int, int]] | None = None) -> dict[str, Tensor] | list[Predictions]:
@@ -105,7 +107,10 @@ class QueryInst(nn.Module):
     def raw_outputs(self, tensor: Tensor, image_size: tuple[int, int]) -> dict[str, list[Tensor] | Tensor]:
         """Fidelity entry point: an already normalised, padded input [1, 3, H, W] and the unpadded
         (h, w) -> {"cls_logits": [N, C] per stage, "boxes": [N, 4] per stage (input pixels),
-        "mask_logits": [N, C, 28, 28] of the last stage at its boxes}. No resizing anywhere."""
+        "mask_logits": [N, C, 28, 28] of the last stage at its boxes}. No resizing anywhere.
+        Call it in eval mode (the mask head's BatchNorm must use its running statistics)."""
+        if self.training:
+            raise RuntimeError("raw_outputs() needs model.eval() (BatchNorm statistics of the mask heads)")
         raw = self.run_stages(ImageBatch(tensor, [tuple(image_size)]))
         last = raw.stages[-1]
         masks = self.stages[-1].predict_masks(raw.features, boxes_to_rois(last.boxes.detach()),
@@ -135,7 +140,7 @@ class QueryInst(nn.Module):
             norm = torch.cat([whwh[b].expand(len(q), 4) for b, (q, _) in enumerate(matches)])
             l1 = (pred / norm - gt / norm).abs().sum()
             giou = giou_loss_sum(pred, gt)
-            dice = self._mask_loss(stage, raw.features, out, boxes, matches, targets).sum()
+            dice = self._mask_loss(stage, raw, out, boxes, matches, targets).sum()
             losses[f"s{s}.loss_cls"] = weight * cfg.focal_weight * focal / num_pos
             losses[f"s{s}.loss_l1"] = weight * cfg.l1_weight * l1 / num_pos
             losses[f"s{s}.loss_giou"] = weight * cfg.giou_weight * giou / num_pos
@@ -150,7 +155,7 @@ class QueryInst(nn.Module):
                              torch.tensor([w, h, w, h], dtype=torch.float32, device=device))
                 for b, (t, (h, w)) in enumerate(zip(targets, image_sizes))]
 
-    def _mask_loss(self, stage: QueryStage, features: list[Tensor], out: StageOutput, boxes: Tensor,
+    def _mask_loss(self, stage: QueryStage, raw: RawOutputs, out: StageOutput, boxes: Tensor,
                    matches: list[tuple[Tensor, Tensor]], targets: list[Targets]) -> Tensor:
         """Dice loss [K] of the matched queries: their GT-class logits vs the GT masks cropped by the
         detached predicted boxes (mmdetection DynamicMaskHead.loss_and_target)."""
@@ -160,9 +165,9 @@ class QueryInst(nn.Module):
             return out.attn_feats.sum() * 0.0  # keep the graph connected for DDP
         attn = torch.cat([out.attn_feats[b, q] for b, (q, _) in enumerate(matches)])
         labels = torch.cat([t.labels[g] for (_, g), t in zip(matches, targets)])
-        logits = mask_logits_for_labels(stage.predict_masks(features, rois, attn), labels)
+        logits = mask_logits_for_labels(stage.predict_masks(raw.features, rois, attn), labels)
         size = logits.shape[-1]
-        tgt = torch.cat([mask_targets(t.masks, boxes[b, q].float(), g, size)
+        tgt = torch.cat([mask_targets(t.masks, boxes[b, q].float(), g, size, raw.padded_size)
                          for b, ((q, g), t) in enumerate(zip(matches, targets))])
         return dice_loss(logits.float().sigmoid(), tgt, self.loss_cfg.dice_eps)
 

@@ -13,11 +13,14 @@ from torchvision.ops import roi_align
 
 
 def assign_levels(boxes: Tensor, num_levels: int, finest_scale: int = 56) -> Tensor:
-    """boxes [K, 4] xyxy (input-image pixels) -> level index [K] in [0, num_levels)."""
+    """boxes [K, 4] xyxy (input-image pixels) -> level index [K] in [0, num_levels), or -1 for a box of
+    negative area (inverted on one axis), which mmdetection's sqrt turns into NaN: such a RoI is pooled
+    from no level and its features stay zero there too."""
     wh = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     scale = wh.clamp(min=0).sqrt()
     levels = torch.floor(torch.log2(scale / finest_scale + 1e-6))
-    return levels.clamp(min=0, max=num_levels - 1).long()
+    levels = levels.clamp(min=0, max=num_levels - 1).long()
+    return torch.where(wh < 0, torch.full_like(levels, -1), levels)
 
 
 def multilevel_roi_align(

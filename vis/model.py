@@ -79,7 +79,7 @@ class QueryInstVIS(nn.Module):
         features = self.detector.backbone(batch.tensors)
         key_feats = [f[:b] for f in features]
         ref_feats = [f[b:] for f in features]
-        raw = self.detector.run_heads(key_feats, batch.image_sizes[:b])
+        raw = self.detector.run_heads(key_feats, batch.image_sizes[:b], tuple(batch.tensors.shape[-2:]))
         losses = self.detector.losses(raw, key_targets)
 
         last = raw.stages[-1]

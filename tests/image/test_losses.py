@@ -38,3 +38,13 @@ def test_mask_targets_crop_and_resize():
 def test_normalizer_clamps_to_one():
     assert normalizer(0, torch.device("cpu")).item() == 1.0
     assert normalizer(7, torch.device("cpu")).item() == 7.0
+
+
+def test_mask_target_box_is_clipped_to_the_padded_size_first():
+    # mmdetection mask_target_single clips the box to the GT mask size before crop_and_resize
+    gt = torch.ones(1, 20, 20, dtype=torch.bool)
+    box = torch.tensor([[10.0, 0.0, 30.0, 20.0]])  # half outside on the right
+    unclipped = mask_targets(gt, box, torch.tensor([0]), 28)
+    clipped = mask_targets(gt, box, torch.tensor([0]), 28, clip_to=(20, 20))
+    assert unclipped[0, :, :14].all() and not unclipped[0, :, 15:].any()
+    assert clipped.all()

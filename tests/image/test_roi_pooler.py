@@ -30,3 +30,12 @@ def test_pooling_uses_aligned_roi_align_on_the_assigned_level():
         lvl = int(levels[i])
         ref = roi_align(feats[lvl], rois[i:i + 1], 7, spatial_scale=1 / strides[lvl], sampling_ratio=2, aligned=True)
         assert torch.allclose(out[i], ref[0])
+
+
+def test_inverted_box_is_pooled_from_no_level():
+    # mmdetection: sqrt of a negative area is NaN, the RoI matches no level, its features stay 0
+    boxes = torch.tensor([[10.0, 10.0, 5.0, 40.0], [0.0, 0.0, 5.0, 5.0]])
+    assert assign_levels(boxes, 4).tolist() == [-1, 0]
+    feats = [torch.ones(1, 2, 16, 16), torch.ones(1, 2, 8, 8), torch.ones(1, 2, 4, 4), torch.ones(1, 2, 2, 2)]
+    out = multilevel_roi_align(feats, boxes_to_rois(boxes[None]), 7, (4, 8, 16, 32))
+    assert not out[0].any() and out[1].all()
