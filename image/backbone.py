@@ -33,7 +33,8 @@ class ResNetBody(nn.Module):
     mmdetection's ResNet names.
     """
 
-    def __init__(self, depth: str = "resnet50", frozen_stages: int = 1, pretrained: str = "") -> None:
+    def __init__(self, depth: str = "resnet50", frozen_stages: int = 1, pretrained: str = "",
+                 norm_eval: bool = True) -> None:
         super().__init__()
         if depth not in _RESNETS:
             raise ValueError(f"unknown backbone '{depth}'; choose one of {sorted(_RESNETS)}")
@@ -44,6 +45,7 @@ class ResNetBody(nn.Module):
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
         frozen = [self.conv1, self.bn1] if frozen_stages >= 0 else []
         frozen += [getattr(self, f"layer{i}") for i in range(1, frozen_stages + 1)]
         for module in frozen:
@@ -51,9 +53,12 @@ class ResNetBody(nn.Module):
                 p.requires_grad_(False)
 
     def train(self, mode: bool = True) -> "ResNetBody":
-        """Keep every BatchNorm in eval mode (frozen statistics), as mmdetection's ``norm_eval``."""
+        """Keep every BatchNorm in eval mode (frozen statistics) when ``norm_eval``, as mmdetection; the
+        frozen stages' BatchNorms stay in eval mode in any case."""
         super().train(mode)
-        for m in self.modules():
+        frozen = ([self.bn1] if self.frozen_stages >= 0 else []) + [
+            getattr(self, f"layer{i}") for i in range(1, self.frozen_stages + 1)]
+        for m in (self.modules() if self.norm_eval else (x for f in frozen for x in f.modules())):
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
         return self
@@ -68,7 +73,7 @@ class ResNetBody(nn.Module):
         return [c2, c3, c4, c5]
 
 
-def _load_imagenet(net: nn.Module, pretrained: str, weights_enum: str) -> None:
+def _load_imagenet(net: nn.Module, pretrained: str, weights_enum: str, ignore_prefix: str = "fc.") -> None:
     if pretrained == "torchvision":
         weights = getattr(torchvision.models, weights_enum).IMAGENET1K_V1
         try:
@@ -84,9 +89,9 @@ def _load_imagenet(net: nn.Module, pretrained: str, weights_enum: str) -> None:
         state = torch.load(pretrained, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     missing, unexpected = net.load_state_dict(state, strict=False)
-    unexpected = [k for k in unexpected if not k.startswith("fc.")]
+    unexpected = [k for k in unexpected if not k.startswith(ignore_prefix)]
     if missing or unexpected:
-        raise ValueError(f"{pretrained}: not a torchvision ResNet state_dict (missing {missing[:3]}..., "
+        raise ValueError(f"{pretrained}: not a torchvision {weights_enum.split('_Weights')[0]} state_dict (missing {missing[:3]}..., "
                          f"unexpected {unexpected[:3]}...)")
     logger.info("loaded ImageNet weights from %s", pretrained)
 
@@ -129,6 +134,57 @@ class Backbone(nn.Module):
         return self.fpn(self.body(x))
 
 
-def build_backbone(depth: str, frozen_stages: int = 1, pretrained: str = "", channels: int = 256) -> Backbone:
-    body = ResNetBody(depth, frozen_stages, pretrained)
+class MobileNetBody(nn.Module):
+    """torchvision MobileNetV3-Large features cut into four stages ending at strides 4, 8, 16, 32
+    (after blocks 3, 6, 12 and the final 1x1 conv: 24, 40, 112, 960 channels).
+
+    A light alternative to ResNet for the real-time and shipped-demo configs (3.0 M parameters against
+    ResNet-18's 11.2 M); not a paper setting. ``frozen_stages``/``norm_eval`` behave as for ResNet.
+    """
+
+    _CUTS = (4, 7, 13, 17)
+    out_channels = (24, 40, 112, 960)
+
+    def __init__(self, frozen_stages: int = -1, pretrained: str = "", norm_eval: bool = True) -> None:
+        super().__init__()
+        net = torchvision.models.mobilenet_v3_large(weights=None)
+        if pretrained:
+            _load_imagenet(net, pretrained, "MobileNet_V3_Large_Weights", ignore_prefix="classifier.")
+        starts = (0,) + self._CUTS[:-1]
+        self.stages = nn.ModuleList(net.features[a:b] for a, b in zip(starts, self._CUTS))
+        self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
+        for stage in self.stages[: frozen_stages + 1]:
+            for p in stage.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "MobileNetBody":
+        super().train(mode)
+        modules = self.modules() if self.norm_eval else (
+            m for stage in self.stages[: self.frozen_stages + 1] for m in stage.modules())
+        for m in modules:
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """x: [B, 3, H, W] normalised -> 4 maps at strides 4, 8, 16, 32."""
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+BODIES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large")
+
+
+def build_backbone(depth: str, frozen_stages: int = 1, pretrained: str = "", channels: int = 256,
+                   norm_eval: bool = True) -> Backbone:
+    """``depth``: one of BODIES."""
+    if depth == "mobilenet_v3_large":
+        body: nn.Module = MobileNetBody(frozen_stages, pretrained, norm_eval)
+    elif depth in _RESNETS:
+        body = ResNetBody(depth, frozen_stages, pretrained, norm_eval)
+    else:
+        raise ValueError(f"unknown backbone '{depth}'; choose one of {list(BODIES)}")
     return Backbone(body, FPN(body.out_channels, channels))

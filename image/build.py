@@ -12,7 +12,7 @@ from .stage import QueryStage
 
 def build_queryinst(cfg: Config) -> QueryInst:
     m = cfg.model
-    backbone = build_backbone(m.backbone, m.frozen_stages, m.pretrained, m.fpn_channels)
+    backbone = build_backbone(m.backbone, m.frozen_stages, m.pretrained, m.fpn_channels, m.norm_eval)
     proposals = LearnedProposals(m.num_proposals, m.hidden_dim)
     stages = [
         QueryStage(

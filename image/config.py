@@ -25,10 +25,14 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet50"  # resnet18/34/50/101 (paper Sec. 4: R50 and R101)
+    # resnet18/34/50/101 (paper Sec. 4: R50 and R101), or mobilenet_v3_large (real-time / demo configs)
+    backbone: str = "resnet50"
     # ImageNet weights: "" (random init), a local .pth path, or "torchvision" (weights API, needs internet)
     pretrained: str = ""
     frozen_stages: int = 1  # stem + layer1 frozen, as Sparse R-CNN / mmdetection (frozen_stages=1)
+    # BatchNorm statistics frozen in training (mmdetection norm_eval=True: pretrained backbones, small
+    # batches). False lets them train, for backbones trained from scratch (the synthetic configs).
+    norm_eval: bool = True
     fpn_channels: int = 256  # DESIGN §2: FPN P2-P5, 256 channels
     num_proposals: int = 100  # paper Sec. 4: 100 queries (300 for the crop-ms-3x setting, 10 for VIS)
     num_classes: int = 80

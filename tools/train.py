@@ -1,4 +1,5 @@
-"""Train QueryInst on a COCO-format dataset (the config's ``task: image``; the pipeline is chosen by ``task``).
+"""Train QueryInst on a COCO-format dataset (``task: image``) or QueryInst-VIS on a YouTube-VIS-format one
+(``task: vis``); the pipeline is chosen by the config's ``task``.
 
     python tools/train.py --config configs/image/queryinst_r50_1x_coco.yaml [key=value ...] [--resume]
     torchrun --nproc_per_node 8 tools/train.py --config ...           # DDP (nccl on GPUs, gloo on CPU)
@@ -18,6 +19,7 @@ import sys
 from queryinst.image.config import dump_config
 from queryinst.image.engine import error_message, train
 from queryinst.vis.config import load_task_config
+from queryinst.vis.engine import build_vis_task
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if cfg.task == "image":
             train(cfg, resume=args.resume)
-        else:
-            raise ValueError(f"{args.config}: task '{cfg.task}' is not trained by tools/train.py yet "
-                             "(image/engine.train takes a build_task for it)")
+        else:  # "vis": QueryInst-VIS on YouTube-VIS-format (key, reference) frame pairs
+            train(cfg, resume=args.resume, build_task=build_vis_task)
     except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
         print(f"error: {error_message(e)}", file=sys.stderr)
         return 2
