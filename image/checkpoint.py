@@ -146,6 +146,12 @@ def _model_state(data: dict, path: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def read_model_state(path: str, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The model state_dict stored at ``path`` (ours, ``{"state_dict": ...}`` or bare; no DDP prefix),
+    loaded with ``weights_only=True``. FileNotFoundError / ValueError name the file."""
+    return _model_state(_read(path, map_location), path)
+
+
 def check_config(stored: dict, cfg: Any, path: str) -> None:
     """Raise if the checkpoint's model config differs from ``cfg.model`` in an architecture key.
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
 from torch import nn
 
 from ..image.build import build_queryinst
+from ..image.checkpoint import load_checkpoint, read_model_state
 from ..image.mmdet_keys import mmdet_key_map
 from .config import VisConfig
 from .model import QueryInstVIS
@@ -30,23 +30,6 @@ def build_queryinst_vis(cfg: VisConfig) -> QueryInstVIS:
     return model
 
 
-def read_state_dict(path: str) -> dict[str, torch.Tensor]:
-    """A checkpoint's model weights: ours ({"model": ...}), mmdetection's ({"state_dict": ...}) or a
-    bare state_dict; a DDP ``module.`` prefix is removed."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
-    state = ckpt.get("model", ckpt.get("state_dict", ckpt))
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: no state_dict of tensors found")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-
-
 def init_from_image_checkpoint(detector: nn.Module, path: str) -> dict[str, list[str]]:
     """Load an image QueryInst checkpoint into the VIS detector.
 
@@ -57,7 +40,7 @@ def init_from_image_checkpoint(detector: nn.Module, path: str) -> dict[str, list
       taken: proposals are image-independent, and any fixed subset is a valid starting point.
     Returns {"loaded": [...], "reinitialised": [...], "subset": [...]} and logs a summary.
     """
-    state = read_state_dict(path)
+    state = read_model_state(path)
     own = detector.state_dict()
     if any(k.startswith("roi_head.") for k in state):
         to_ours = mmdet_key_map(list(own))
@@ -93,8 +76,6 @@ def init_from_image_checkpoint(detector: nn.Module, path: str) -> dict[str, list
 def load_vis_model(cfg: VisConfig, weights: str, device: torch.device | str = "cpu") -> QueryInstVIS:
     """Build QueryInst-VIS for ``cfg`` and load a trained checkpoint, checking that the checkpoint was
     built for the same model config (one error naming the file and the first differing key)."""
-    from ..image.checkpoint import load_checkpoint
-
     cfg.model.init_from = ""  # the checkpoint holds every weight; don't read the image checkpoint again
     model = build_queryinst_vis(cfg)
     load_checkpoint(weights, model, cfg=cfg, map_location="cpu")
