@@ -1,0 +1,210 @@
+"""Live QueryInst-VIS demo: camera -> newest frame -> model + online tracker -> display / recording.
+
+    python tools/webcam.py --source 0 [--config C.yaml --weights W.pth] [--no-display] [--record demo.mp4] \\
+        [--max-frames 300] [--max-size 640] [--score-thr 0.3] [--trails]
+
+--source: a camera index (0), a stream URL (rtsp://..., http://...) or a video file, which stands in for a
+camera: it is paced at its own frame rate. A capture thread keeps only the newest frame; the main thread
+runs detection + tracking (one tracker for the whole session) on whatever frame is newest when it is
+ready, so when inference is slower than the camera, frames are dropped instead of queued (DESIGN §1).
+Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/visualize.py).
+
+Display (when a display and an OpenCV GUI exist; --no-display forces headless): q or Esc quits, space
+pauses/resumes, s saves a snapshot PNG (webcam_snapshot_<n>.png in the current folder). Every frame shows
+the FPS and latency (capture to display). --record writes the annotated stream (at the measured
+processing rate) and is finalised on quit, at the end of the source, on a disconnect and on Ctrl-C.
+At the end a summary line gives frames processed, captured and dropped, mean FPS and latency.
+Exit status: 0 (also after Ctrl-C), 2 bad arguments / camera / model (one "error: ..." line).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from queryinst.image.engine import error_message
+from queryinst.tracking import OnlineTracker
+from queryinst.vis.config import VisConfig
+from queryinst.vis.inference import track_frames
+from queryinst.vis.model import QueryInstVIS
+from queryinst.vis.video_io import Frame, LatestFrameGrabber, LiveRecorder
+from queryinst.vis.visualize import (
+    DEMO_CONFIG,
+    DEMO_WEIGHTS,
+    FpsMeter,
+    TrackTrails,
+    draw_overlay,
+    draw_tracks,
+    load_tracking_model,
+)
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the demo model paths are relative to it
+WINDOW = "QueryInst-VIS"
+KEY_WAIT_MS = 1  # cv2.waitKey per displayed frame: just enough for the GUI to refresh
+PAUSE_POLL_MS = 30  # key polling period while paused
+QUIT_KEYS = (ord("q"), 27)  # q, Esc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="0", help="camera index, stream URL or video file (default 0)")
+    parser.add_argument("--config", help=f"VIS config (default: the demo model's, {DEMO_CONFIG})")
+    parser.add_argument("--weights", help=f"VIS checkpoint (default: the demo model, {DEMO_WEIGHTS})")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
+    parser.add_argument("--no-display", action="store_true", help="run headless (no window)")
+    parser.add_argument("--record", help="save the annotated stream to this video (.mp4, .avi, .mkv, .mov)")
+    parser.add_argument("--max-frames", type=int, default=0, help="stop after this many processed frames")
+    parser.add_argument("--max-size", type=int, default=0, help="downscale frames whose long side is larger")
+    parser.add_argument("--score-thr", type=float, default=None, help="detections scoring less are not tracked")
+    parser.add_argument("--trails", action="store_true", help="draw the recent path of every track")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame that end the demo")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    return parser
+
+
+@dataclass
+class DemoStats:
+    """What a session did: frames processed/captured/dropped, wall time, latencies (s), why it ended."""
+
+    processed: int = 0
+    captured: int = 0
+    dropped: int = 0
+    elapsed: float = 0.0
+    latency_sum: float = 0.0
+    end_reason: str = ""
+    recording: Path | None = None
+
+    def summary(self) -> str:
+        fps = self.processed / self.elapsed if self.elapsed > 0 else 0.0
+        latency = 1000.0 * self.latency_sum / self.processed if self.processed else 0.0
+        line = (f"{self.processed} frames processed, {self.captured} captured, {self.dropped} dropped; "
+                f"mean {fps:.1f} FPS, mean latency {latency:.0f} ms; ended: {self.end_reason}")
+        return line + (f"; recording: {self.recording}" if self.recording else "")
+
+
+class _Display:
+    """The OpenCV window, when one can be opened (a GUI build and a display); otherwise inactive."""
+
+    def __init__(self, wanted: bool) -> None:
+        self.active = False
+        self.snapshots = 0
+        if not wanted:
+            return
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            print("note: no display found; running headless (use --no-display to silence this)", file=sys.stderr)
+            return
+        try:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+            self.active = True
+        except cv2.error:
+            print("note: this OpenCV has no GUI support; running headless", file=sys.stderr)
+
+    def show(self, canvas: np.ndarray) -> bool:
+        """Show an RGB frame and handle the keys (space holds the picture until pressed again, while the
+        grabber keeps dropping frames; s saves a snapshot). Returns False when the user quits."""
+        if not self.active:
+            return True
+        paused = False
+        while True:
+            cv2.imshow(WINDOW, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+            key = cv2.waitKey(PAUSE_POLL_MS if paused else KEY_WAIT_MS) & 0xFF
+            if key in QUIT_KEYS:
+                return False
+            if key == ord("s"):
+                self.snapshots += 1
+                path = f"webcam_snapshot_{self.snapshots}.png"
+                if cv2.imwrite(path, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)):
+                    print(f"snapshot: {path}")
+            if key == ord(" "):
+                paused = not paused
+            if not paused:
+                return True
+
+    def close(self) -> None:
+        if self.active:
+            cv2.destroyWindow(WINDOW)
+            self.active = False
+
+
+def run_demo(grabber: LatestFrameGrabber, model: QueryInstVIS, cfg: VisConfig, names: list[str],
+             display: _Display, recorder: LiveRecorder | None, max_frames: int = 0, trails: bool = False,
+             timeout: float = 10.0) -> DemoStats:
+    """The live loop: one ``track_frames`` stream (one tracker, frame indices increasing) fed with the
+    grabber's newest frames. Stops at the end of the source, a stall of ``timeout`` s, ``max_frames``,
+    the q key or Ctrl-C; always stops the grabber and finalises the recording."""
+    stats = DemoStats()
+    current: list[Frame] = []  # the frame track_frames is working on (batch size 1: one at a time)
+
+    def newest_frames():
+        for frame in grabber.frames(timeout):
+            current[:] = [frame]
+            yield frame.image
+
+    meter, path = FpsMeter(), TrackTrails() if trails else None
+    started = time.monotonic()
+    try:
+        for result in track_frames(model, OnlineTracker(cfg.tracker), newest_frames(), cfg.data.test_min_size,
+                                   cfg.data.test_max_size, batch_size=1, keep_masks=True):
+            frame = current[0]
+            canvas = draw_tracks(frame.image, result, names, path)
+            meter.tick()
+            latency = grabber.clock() - frame.timestamp
+            stats.processed += 1
+            stats.latency_sum += latency
+            draw_overlay(canvas, [f"{meter.fps:.1f} FPS", f"latency {1000 * latency:.0f} ms",
+                                  f"dropped {grabber.dropped}"])
+            if recorder is not None:
+                recorder.write(canvas)
+            if not display.show(canvas):
+                stats.end_reason = "quit key"
+                break
+            if max_frames and stats.processed >= max_frames:
+                stats.end_reason = f"--max-frames {max_frames}"
+                break
+        else:
+            stats.end_reason = grabber.end_reason or "source ended"
+    except KeyboardInterrupt:
+        stats.end_reason = "Ctrl-C"
+    finally:
+        grabber.stop()
+        display.close()
+        stats.elapsed = time.monotonic() - started
+        stats.captured, stats.dropped = grabber.captured, grabber.dropped
+        if recorder is not None:
+            stats.recording = recorder.close()
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_intermixed_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.max_frames < 0 or args.max_size < 0 or not args.timeout > 0:
+            raise ValueError("--max-frames and --max-size must be >= 0 and --timeout > 0")
+        recorder = LiveRecorder(args.record) if args.record else None  # checks the suffix early
+        cfg, model, names, _ = load_tracking_model(args.config, args.weights, args.overrides, args.device,
+                                                   args.score_thr, REPO_ROOT)
+        grabber = LatestFrameGrabber(args.source, max_size=args.max_size)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {error_message(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_OK
+    display = _Display(wanted=not args.no_display)
+    print(f"{grabber.name}: {grabber.fps:g} FPS source; running on {next(model.parameters()).device}"
+          + ("" if display.active else " (headless)"))
+    stats = run_demo(grabber, model, cfg, names, display, recorder, args.max_frames, args.trails, args.timeout)
+    print(stats.summary())
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,822 @@
+"""Video input and output: frame sources (files, image folders, cameras) and atomic video writers.
+
+Reading (use 2 of DESIGN §1, "decoder streams frames"): ``open_frames(path)`` returns a ``FrameSource``
+for a video file (decord first, OpenCV's FFmpeg backend as the fallback), an image folder (natural
+order: 2.jpg before 10.jpg) or a glob of images. Iterating yields ``Frame(index, timestamp, image)``:
+``index`` is the frame's position in the stream (counting every decoded frame, also those a stride
+skips), ``timestamp`` its presentation time in seconds, ``image`` RGB uint8 [H, W, 3]. Frame count and
+timestamps come from decoding, never from the container header; the header's frame count is used only
+to notice a stream that ends early. Every frame is checked and converted (grayscale, alpha, 16-bit).
+
+Damaged files: a file that cannot be opened, or holds no decodable frame, raises at open time
+(FileNotFoundError / ValueError naming the file). A file that breaks later yields what decodes and
+records the damage: ``source.errors`` (frames that failed to decode mid-stream) and ``source.truncated``
+(the stream ended before the container's declared length), so a tool can report it with its own exit
+code. MP4/MOV files written without "faststart" keep their index (moov atom) at the end: cutting bytes off
+their end loses the index and nothing decodes (an open-time error); AVI and Matroska stay readable.
+
+Writing: ``VideoWriter`` encodes to a temporary file beside the target and renames it on ``close()``;
+``LiveRecorder`` does the same for a live stream whose frame rate is measured while it runs.
+
+Live input (use 4): ``LatestFrameGrabber`` reads a camera, a stream URL or a video file (paced at its
+frame rate, a stand-in camera) on a thread that keeps only the newest frame; ``webcam_frames`` wraps it
+as an iterator. When the consumer is slower than the source, stale frames are dropped and counted.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+BACKENDS = ("auto", "decord", "opencv")
+# Codecs that OpenCV's bundled FFmpeg can encode without extra libraries (checked on
+# opencv-python-headless 5.0: H.264/avc1 is not available, mp4v and MJPG are).
+FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+DEFAULT_FPS = 30.0  # used when a container reports no usable frame rate, and for image sequences
+# OpenCV fallback: a run of failed grabs longer than this ends the stream (a bogus header length
+# must not make the reader spin), e.g. 10 s of video at 30 fps.
+MAX_CONSECUTIVE_FAILURES = 300
+CAMERA_RETRIES = 5  # failed reads in a row before a camera/stream counts as disconnected
+CAMERA_RETRY_DELAY = 0.05  # seconds between those reads
+_TIME_EPS = 1e-6
+
+
+class Frame(NamedTuple):
+    """One decoded frame: stream position, presentation time (s) and RGB uint8 image [H, W, 3]."""
+
+    index: int
+    timestamp: float
+    image: np.ndarray
+
+
+class _Decoded(NamedTuple):
+    """A decoder's raw output: an image in channel ``order`` ("rgb" or "bgr"); or an error message (the
+    frame failed to decode); or neither (decoded but not converted, being before the start time)."""
+
+    position: int
+    timestamp: float
+    image: np.ndarray | None
+    error: str | None
+    order: str = "bgr"
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+def natural_key(name: str) -> list:
+    """Sort key that orders digit runs by value: frame2.jpg < frame10.jpg."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def to_rgb_uint8(image: np.ndarray, order: str, where: str) -> np.ndarray:
+    """Check a decoded image and convert it to RGB uint8 [H, W, 3].
+
+    Accepts [H, W] or [H, W, 1] grayscale, [H, W, 3] colour and [H, W, 4] colour with alpha (dropped,
+    not composited), in uint8 or uint16 (scaled by 1/257). ``order`` is the channel order of colour input:
+    "bgr" (OpenCV) or "rgb" (decord). Anything else raises ValueError naming ``where``.
+    """
+    if not isinstance(image, np.ndarray) or image.size == 0:
+        raise ValueError(f"{where}: decoder returned an empty image")
+    if image.dtype == np.uint16:
+        image = (image // 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"{where}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"{where}: unsupported image shape {list(image.shape)} (expected HxW, HxWx3 or HxWx4)")
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    if order == "bgr":
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(image)
+
+
+def fit_size(width: int, height: int, max_size: int) -> tuple[int, int]:
+    """(width, height) scaled down so that the long side is at most ``max_size`` (0: unchanged)."""
+    if max_size <= 0 or max(width, height) <= max_size:
+        return width, height
+    scale = max_size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _quiet_ffmpeg() -> None:
+    """Silence FFmpeg's own console messages ("moov atom not found", ...): the reader reports problems
+    itself, one line per problem. Set OPENCV_FFMPEG_LOGLEVEL yourself to see them (e.g. 24).
+
+    OpenCV reads the variable once, when its FFmpeg backend first starts, so this runs at import."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+_quiet_ffmpeg()
+
+
+_NATIVE_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")  # decord's "[12:00:00] src/x.cc:42: "
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line (its last, most specific one), without decord's
+    timestamp/source-file prefixes."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return _NATIVE_LOG_PREFIX.sub("", lines[-1]) if lines else type(error).__name__
+
+
+@contextmanager
+def _silent_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log while probing a source (its backends print a WARN line per failed
+    attempt); the caller turns a failure into one clear error instead."""
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:
+        yield
+        return
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
+
+
+def _import_decord():
+    """decord, or None when it is not installed (the OpenCV backend is then used)."""
+    try:
+        import decord
+    except ImportError:
+        return None
+    decord.logging.set_level(decord.logging.QUIET)
+    return decord
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoders: raw frames in stream order, errors as entries (never raising for one bad frame)
+# --------------------------------------------------------------------------------------------------
+def _decord_frames(source: FrameSource, reader, start: float) -> Iterator[_Decoded]:
+    """Decode with a decord VideoReader; at the first decode error, OpenCV takes over from that frame.
+
+    decord decodes ahead on a worker thread, so an error (e.g. the cut last packet of a truncated file)
+    surfaces at whichever ``next()`` runs when the worker fails, not at the frame it belongs to, and a
+    seek makes it surface again. OpenCV decodes synchronously, so its account of what failed is exact.
+    """
+    from decord._ffi.base import DECORDError
+
+    count = len(reader)
+    times = reader.get_frame_timestamp(np.arange(count))[:, 0] if count else np.zeros(0)
+    later = np.flatnonzero(times >= start - _TIME_EPS)
+    # start beyond the last frame: still decode the last one, so the caller learns where the video ends
+    position = int(later[0]) if len(later) else max(0, count - 1)
+    try:
+        if position > 0:
+            reader.seek_accurate(position)
+        while position < count:
+            image = reader.next().asnumpy()
+            yield _Decoded(position, float(times[position]), image, None, "rgb")
+            position += 1
+        return
+    except StopIteration:
+        return
+    except (DECORDError, RuntimeError) as err:
+        logger.info("%s: decord failed at frame %d (%s); OpenCV takes over", source.path, position, _one_line(err))
+    del reader
+    source.backend = "decord+opencv"
+    with _silent_opencv():
+        capture = cv2.VideoCapture(source.path, cv2.CAP_FFMPEG)
+    yield from _opencv_frames(capture, source.declared_frames, source.fps, start, resume_at=position)
+
+
+def _opencv_frames(capture: cv2.VideoCapture, declared: int | None, fps: float, start: float,
+                   resume_at: int = 0) -> Iterator[_Decoded]:
+    """Decode with OpenCV; frames before ``start`` are grabbed but not converted, frames before
+    ``resume_at`` (already delivered by decord) are grabbed silently. A failed grab before the declared
+    end is recorded and reading goes on (FFmpeg resynchronises at the next good packet)."""
+    position, failures, last_time = 0, 0, -1.0 / fps
+    try:
+        while True:
+            if not capture.grab():
+                if declared and position < declared and failures < MAX_CONSECUTIVE_FAILURES:
+                    last_time += 1.0 / fps
+                    if position >= resume_at:
+                        yield _Decoded(position, last_time, None, "cannot decode this frame")
+                    position, failures = position + 1, failures + 1
+                    continue
+                return
+            failures = 0
+            last_time = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if position < resume_at or last_time < start - _TIME_EPS:
+                if position >= resume_at:
+                    yield _Decoded(position, last_time, None, None)
+                position += 1
+                continue
+            ok, image = capture.retrieve()
+            yield _Decoded(position, last_time, image if ok else None, None if ok else "cannot convert this frame")
+            position += 1
+    finally:
+        capture.release()
+
+
+def _image_frames(files: list[str], fps: float, start: float) -> Iterator[_Decoded]:
+    """Read image files in order; an unreadable file is an error entry naming it."""
+    # start beyond the last image: still read the last one, so the caller learns where the sequence ends
+    first = min(max(0, math.ceil(start * fps - _TIME_EPS)), len(files) - 1)
+    for position in range(first, len(files)):
+        path = files[position]
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError as err:
+            yield _Decoded(position, position / fps, None, f"{path}: cannot read ({err.strerror or err})")
+            continue
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        error = None if image is not None else f"{path}: cannot decode the image"
+        yield _Decoded(position, position / fps, image, error)
+
+
+# --------------------------------------------------------------------------------------------------
+# FrameSource
+# --------------------------------------------------------------------------------------------------
+class FrameSource:
+    """A checked, single-pass stream of ``Frame``s from a video file or an image sequence.
+
+    Attributes (known after opening, which decodes the first frame):
+        path, kind ("video" | "images"), backend ("decord" | "opencv" | "images"; "decord+opencv" once
+            decord failed mid-stream and OpenCV took over),
+        fps: the source's nominal frame rate (container value; ``fps`` option for image sequences);
+        declared_frames: the container's frame count (None when unknown; only used to notice truncation);
+        width, height: size of the yielded frames (after ``max_size``); source_width, source_height;
+        stride, start, end, max_size: the reading options.
+    After (or during) iteration:
+        errors: messages for frames that failed to decode mid-stream (a gap);
+        truncated: the stream ended before the declared length;
+        frames_decoded / frames_yielded: counts.
+    """
+
+    def __init__(self, path: str, kind: str, backend: str, decoder: Callable[[FrameSource], Iterator[_Decoded]],
+                 fps: float, declared_frames: int | None, stride: int, start: float, end: float | None,
+                 max_size: int, files: list[str] | None = None) -> None:
+        self.path, self.kind, self.backend, self.fps = path, kind, backend, fps
+        self._files = files  # image sequences: messages name the image file
+        self.declared_frames = declared_frames
+        self.stride, self.start, self.end, self.max_size = stride, start, end, max_size
+        self.errors: list[str] = []
+        self.truncated = False
+        self.frames_decoded = 0
+        self.frames_yielded = 0
+        self.width = self.height = self.source_width = self.source_height = 0
+        self._decoder = decoder(self)  # the decord decoder may switch ``backend`` when OpenCV takes over
+        self._last_good = -1  # stream position of the last decoded frame
+        self._last_time = 0.0
+        self._started = False
+        self._frames = self._generate()
+        try:
+            self._first: Frame | None = next(self._frames)
+        except StopIteration:
+            self.close()
+            raise ValueError(self._nothing_message()) from None
+        except ValueError:
+            self.close()
+            raise
+
+    # -- public -------------------------------------------------------------------------------------
+    @property
+    def damaged(self) -> bool:
+        """True when frames were lost: a decode failure mid-stream or an early end of the stream."""
+        return self.truncated or bool(self.errors)
+
+    @property
+    def output_fps(self) -> float:
+        """Frame rate of the yielded frames (nominal rate / stride)."""
+        return self.fps / self.stride
+
+    def expected_frames(self) -> int | None:
+        """Estimated number of frames the iteration yields (for progress bars), None when unknown."""
+        if not self.declared_frames:
+            return None
+        first = min(self.declared_frames, max(0, math.ceil(self.start * self.fps - _TIME_EPS)))
+        last = self.declared_frames if self.end is None else min(self.declared_frames, int(self.end * self.fps) + 1)
+        return max(1, math.ceil(max(0, last - first) / self.stride))
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._started:
+            raise RuntimeError(f"{self.path}: a FrameSource can be iterated only once; open it again")
+        self._started = True
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._frames
+
+    def close(self) -> None:
+        """Release the decoder (also done when the iteration ends)."""
+        self._frames.close()
+        close = getattr(self._decoder, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _generate(self) -> Iterator[Frame]:
+        failed: list[_Decoded] = []  # failures since the last good frame
+        in_range = 0
+        for item in self._decoder:
+            if item.error is not None:
+                failed.append(item)
+                continue
+            if failed:
+                self._record_gap(failed)
+                failed = []
+            self.frames_decoded += 1
+            self._last_good, self._last_time = item.position, item.timestamp
+            if item.image is None or item.timestamp < self.start - _TIME_EPS:
+                continue
+            if self.end is not None and item.timestamp > self.end + _TIME_EPS:
+                return  # stopped by the end time: the rest of the stream is not checked
+            in_range += 1
+            if (in_range - 1) % self.stride:
+                continue
+            image = self._prepare(item)
+            self.frames_yielded += 1
+            yield Frame(item.position, item.timestamp, image)
+        self._check_length(failed)
+
+    def _prepare(self, item: _Decoded) -> np.ndarray:
+        where = self._files[item.position] if self._files else f"{self.path}: frame {item.position}"
+        image = to_rgb_uint8(item.image, item.order, where)
+        h, w = image.shape[:2]
+        if not self.source_width:
+            self.source_width, self.source_height = w, h
+            self.width, self.height = fit_size(w, h, self.max_size)
+        elif (w, h) != (self.source_width, self.source_height):
+            raise ValueError(f"{where}: frame is {w}x{h}, the first frame was {self.source_width}x{self.source_height}")
+        if (self.width, self.height) != (w, h):
+            image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return image
+
+    def _record_gap(self, failed: list[_Decoded]) -> None:
+        first, last = failed[0], failed[-1]
+        if self._files:  # image sequences: the decoder's message names the file
+            message = first.error
+            if len(failed) > 1:
+                message += f" (and {len(failed) - 1} more unreadable, up to {self._files[last.position]})"
+        else:
+            frames = f"frame {first.position}" if first is last else f"frames {first.position}-{last.position}"
+            message = f"{self.path}: {frames} (t={first.timestamp:.2f}s) failed to decode: {first.error}"
+        self.errors.append(message)
+        logger.info(message)
+
+    def _check_length(self, trailing_failures: list[_Decoded]) -> None:
+        """At the natural end of the stream: did it hold every frame the container declares?"""
+        if self.kind == "video" and self.declared_frames and self._last_good + 1 < self.declared_frames:
+            self.truncated = True
+            logger.info(self.truncation_message())
+        elif trailing_failures:
+            self._record_gap(trailing_failures)
+
+    def truncation_message(self) -> str:
+        """One line describing the early end of the stream (meaningful when ``truncated``)."""
+        return (f"{self.path}: the stream ends after frame {self._last_good} (t={self._last_time:.2f}s) but the "
+                f"container declares {self.declared_frames} frames (truncated or corrupt file)")
+
+    def _nothing_message(self) -> str:
+        if self.frames_decoded == 0:
+            if self._files and len(self._files) == 1 and self.errors:
+                return self.errors[0]
+            if self.errors:
+                detail = self.errors[0].removeprefix(f"{self.path}: ")
+            elif self.truncated:
+                detail = f"truncated file: the container declares {self.declared_frames} frames"
+            else:
+                detail = "the stream is empty"
+            return f"{self.path}: no decodable frame ({detail})"
+        span = f"[{self.start:g}, {'end' if self.end is None else f'{self.end:g}'}] s"
+        return (f"{self.path}: no frame in the requested time range {span} (the last frame is at "
+                f"{self._last_time:.2f} s)")
+
+
+def _check_options(path: str, stride: int, start: float, end: float | None, max_size: int, fps: float) -> None:
+    if stride < 1:
+        raise ValueError(f"{path}: stride must be >= 1, got {stride}")
+    if start < 0 or (end is not None and end < start):
+        raise ValueError(f"{path}: need 0 <= start <= end, got start={start} end={end}")
+    if max_size < 0:
+        raise ValueError(f"{path}: max_size must be >= 0 (0: no downscaling), got {max_size}")
+    if not fps > 0:
+        raise ValueError(f"{path}: fps must be > 0, got {fps}")
+
+
+def _list_images(path: str) -> list[str]:
+    """The image files of a folder or a glob, in natural order."""
+    if os.path.isdir(path):
+        names = [n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES)]
+        if not names:
+            raise ValueError(f"{path}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        return [os.path.join(path, n) for n in sorted(names, key=natural_key)]
+    files = [f for f in glob.glob(path) if os.path.isfile(f) and f.lower().endswith(IMAGE_SUFFIXES)]
+    if not files:
+        raise FileNotFoundError(f"{path}: no image file matches this pattern")
+    return sorted(files, key=natural_key)
+
+
+def _open_video(path: str, backend: str, start: float
+                ) -> tuple[str, Callable[[FrameSource], Iterator[_Decoded]], float, int | None]:
+    """Open a video file: (backend name, decoder factory, fps, declared frame count)."""
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: empty file (0 bytes)")
+    with _silent_opencv():
+        capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        hint = (" (an MP4/MOV cut short before its index, the 'moov' atom, cannot be read)"
+                if path.lower().endswith((".mp4", ".m4v", ".mov")) else "")
+        raise ValueError(f"{path}: not a readable video (no decodable video stream found){hint}")
+    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    declared = declared if declared > 0 else None
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+    decord = _import_decord() if backend in ("auto", "decord") else None
+    if backend == "decord" and decord is None:
+        capture.release()
+        raise ValueError(f"{path}: backend 'decord' requested but decord is not installed")
+    if decord is not None:
+        from decord._ffi.base import DECORDError
+
+        try:
+            reader = decord.VideoReader(path, ctx=decord.cpu(0))
+        except (DECORDError, RuntimeError) as err:
+            if backend == "decord":
+                capture.release()
+                raise ValueError(f"{path}: decord cannot open it ({_one_line(err)})") from None
+            logger.info("%s: decord cannot open it (%s); using OpenCV", path, _one_line(err))
+        else:
+            capture.release()
+            avg = reader.get_avg_fps()
+            fps = avg if math.isfinite(avg) and avg > 0 else fps
+            return "decord", lambda source: _decord_frames(source, reader, start), fps, declared
+    return "opencv", lambda source: _opencv_frames(capture, declared, fps, start), fps, declared
+
+
+def open_frames(path: str | os.PathLike, stride: int = 1, start: float = 0.0, end: float | None = None,
+                max_size: int = 0, fps: float = DEFAULT_FPS, backend: str = "auto") -> FrameSource:
+    """Open a video file, an image folder, a single image or a glob of images as a ``FrameSource``.
+
+    Args:
+        path: video file (any container FFmpeg reads: mp4, avi, mkv, mov, webm, ...), folder of images,
+            image file, or a glob pattern (``"clips/*.png"``).
+        stride: keep every ``stride``-th frame of the selected time range.
+        start, end: time range in seconds (presentation timestamps; ``end`` None = to the end).
+        max_size: downscale frames whose long side exceeds this (0: never); aspect ratio kept.
+        fps: frame rate of image sequences (their timestamps are ``index / fps``).
+        backend: "auto" (decord when installed and able, else OpenCV), "decord" or "opencv".
+    Raises:
+        FileNotFoundError: the path (or every match of the glob) is missing.
+        ValueError: an empty/unreadable file, no decodable frame, no frame in [start, end], bad options.
+    """
+    path = os.fspath(path)
+    if backend not in BACKENDS:
+        raise ValueError(f"{path}: unknown backend '{backend}'; choose one of {BACKENDS}")
+    _check_options(path, stride, start, end, max_size, fps)
+    is_glob = not os.path.exists(path) and any(ch in path for ch in "*?[")
+    if not is_glob and not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: file not found")
+    if is_glob or os.path.isdir(path) or path.lower().endswith(IMAGE_SUFFIXES):
+        files = [path] if os.path.isfile(path) else _list_images(path)
+        return FrameSource(path, "images", "images", lambda source: _image_frames(files, fps, start), fps,
+                           len(files), stride, start, end, max_size, files=files)
+    name, decoder, video_fps, declared = _open_video(path, backend, start)
+    return FrameSource(path, "video", name, decoder, video_fps, declared, stride, start, end, max_size)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+def _temp_name(path: Path) -> Path:
+    """A hidden temporary name beside ``path`` with the same suffix (the suffix picks the container)."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident() % 10**6}{path.suffix}")
+
+
+class VideoWriter:
+    """Encode RGB uint8 frames [H, W, 3] to ``path``, atomically.
+
+    Frames go to a hidden temporary file beside ``path``; ``close()`` renames it into place, ``discard()``
+    deletes it. As a context manager it closes on success and discards on an exception, so a failed run
+    never leaves a half-written video under the final name.
+
+    Args:
+        path: target file; the suffix picks container and codec (``FOURCC_BY_SUFFIX``: mp4/m4v/mov/mkv ->
+            MPEG-4 Part 2 "mp4v", avi -> Motion-JPEG), unless ``fourcc`` is given.
+        fps: frame rate written into the container (> 0).
+        size: (width, height) of every frame. FFmpeg's 4:2:0 encoders (all of OpenCV's) need even sizes and
+            OpenCV would silently crop an odd one; this writer pads one black column/row instead, so no
+            pixel is lost (the file is then 1 px wider/taller than ``size``).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], fourcc: str | None = None) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if fourcc is None:
+            if suffix not in FOURCC_BY_SUFFIX:
+                raise ValueError(f"{self.path}: unsupported video suffix '{suffix}' "
+                                 f"(use one of {', '.join(FOURCC_BY_SUFFIX)})")
+            fourcc = FOURCC_BY_SUFFIX[suffix]
+        self.width, self.height = int(size[0]), int(size[1])
+        if self.width < 1 or self.height < 1 or not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"{self.path}: need a positive size and frame rate, got size {size} and fps {fps}")
+        self.fps, self.fourcc = float(fps), fourcc
+        self.frames_written = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _temp_name(self.path)
+        self._pad = (self.height % 2, self.width % 2)  # (bottom rows, right columns) added per frame
+        with _silent_opencv():
+            self._writer: cv2.VideoWriter | None = cv2.VideoWriter(
+                str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps,
+                (self.width + self._pad[1], self.height + self._pad[0]))
+        if not self._writer.isOpened():
+            self.discard()
+            raise ValueError(f"{self.path}: OpenCV cannot encode '{fourcc}' video into '{suffix}' here")
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 frame [height, width, 3]."""
+        if self._writer is None:
+            raise RuntimeError(f"{self.path}: write() after close() or discard()")
+        if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
+            raise ValueError(f"{self.path}: frames must be RGB uint8 [{self.height}, {self.width}, 3], got "
+                             f"{frame.dtype} {list(frame.shape)}")
+        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        if any(self._pad):
+            bgr = cv2.copyMakeBorder(bgr, 0, self._pad[0], 0, self._pad[1], cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        self._writer.write(bgr)
+        self.frames_written += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it to ``path``; returns ``path``. A video without frames is an error."""
+        if self._writer is None:
+            raise RuntimeError(f"{self.path}: close() after close() or discard()")
+        self._writer.release()
+        self._writer = None
+        if self.frames_written == 0 or not self._tmp.is_file() or self._tmp.stat().st_size == 0:
+            self.discard()
+            raise ValueError(f"{self.path}: nothing was encoded ({self.frames_written} frames written)")
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Stop writing and delete the temporary file; ``path`` is left as it was."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
+class LiveRecorder:
+    """Record a live stream (webcam demo) whose frame rate is only known once it runs.
+
+    The first ``warmup_frames`` frames are held (bounded memory) while their arrival times measure the
+    processing rate; the ``VideoWriter`` then opens at that rate (clamped to [1, ``max_fps``]), so the
+    recording plays back at about real-time speed even when the demo drops frames. ``close()`` finalises
+    whatever was written (also when fewer than ``warmup_frames`` frames came); ``discard()`` deletes it.
+    """
+
+    def __init__(self, path: str | os.PathLike, warmup_frames: int = 10, max_fps: float = 60.0,
+                 default_fps: float = 10.0) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in FOURCC_BY_SUFFIX:
+            raise ValueError(f"{self.path}: unsupported video suffix '{self.path.suffix}' "
+                             f"(use one of {', '.join(FOURCC_BY_SUFFIX)})")
+        self.warmup_frames, self.max_fps, self.default_fps = max(1, warmup_frames), max_fps, default_fps
+        self._held: list[tuple[float, np.ndarray]] = []
+        self._writer: VideoWriter | None = None
+        self.fps: float | None = None
+
+    @property
+    def frames_written(self) -> int:
+        return (self._writer.frames_written if self._writer else 0) + len(self._held)
+
+    def write(self, frame: np.ndarray, t: float | None = None) -> None:
+        """Append an RGB uint8 frame that was ready at time ``t`` (seconds, monotonic; default now)."""
+        if self._writer is not None:
+            self._writer.write(frame)
+            return
+        self._held.append((time.monotonic() if t is None else t, frame))
+        if len(self._held) >= self.warmup_frames:
+            self._open()
+
+    def _open(self) -> None:
+        times = [t for t, _ in self._held]
+        span = times[-1] - times[0]
+        fps = (len(times) - 1) / span if len(times) > 1 and span > 0 else self.default_fps
+        self.fps = min(max(fps, 1.0), self.max_fps)
+        height, width = self._held[0][1].shape[:2]
+        self._writer = VideoWriter(self.path, self.fps, (width, height))
+        for _, frame in self._held:
+            self._writer.write(frame)
+        self._held = []
+
+    def close(self) -> Path | None:
+        """Finalise the recording; returns its path, or None when no frame was ever written."""
+        if self._writer is None and self._held:
+            self._open()
+        if self._writer is None:
+            return None
+        writer, self._writer = self._writer, None
+        return writer.close()
+
+    def discard(self) -> None:
+        self._held = []
+        if self._writer is not None:
+            self._writer.discard()
+            self._writer = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Live input
+# --------------------------------------------------------------------------------------------------
+def _open_camera(index: int) -> cv2.VideoCapture:
+    """cv2.VideoCapture for a camera index, with OpenCV's probing warnings silenced."""
+    with _silent_opencv():
+        capture = cv2.VideoCapture(index)
+    if not capture.isOpened():
+        raise ValueError(f"camera {index}: cannot be opened (no such device, no permission, or in use)")
+    return capture
+
+
+class LatestFrameGrabber:
+    """Capture on a background thread, keeping only the newest frame (DESIGN §1, use 4).
+
+    ``source``: a camera index (int or digit string, e.g. 0 or "0"), a stream URL ("rtsp://...",
+    "http://..."), or a video file / image folder, which acts as a camera: paced at its own frame rate
+    when ``realtime`` (as fast as it decodes otherwise). Frames are ``Frame(index, timestamp, image)``
+    with ``index`` the capture count and ``timestamp`` the capture time in seconds on ``clock()``, so
+    ``clock() - frame.timestamp`` is the frame's age. A frame replaced before anyone read it counts in
+    ``dropped``; ``captured == delivered + dropped (+ 1 pending)`` at any time.
+
+    Opening waits (up to ``open_timeout`` s) for the first frame, so an unusable source raises here:
+    ValueError (camera that cannot be opened, unreadable stream, bad file) or FileNotFoundError.
+    When the source ends (end of file, camera unplugged, stream cut) ``finished`` becomes True,
+    ``end_reason`` says why, and ``read`` returns None once the last frame is taken.
+    """
+
+    def __init__(self, source: int | str, max_size: int = 0, realtime: bool = True, open_timeout: float = 10.0) -> None:
+        self.max_size, self.realtime = max_size, realtime
+        self.captured = self.dropped = self.delivered = 0
+        self.finished = False
+        self.end_reason: str | None = None
+        self._latest: Frame | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._t0 = time.monotonic()
+        self._capture: cv2.VideoCapture | None = None
+        self._file: FrameSource | None = None
+        if isinstance(source, int) or str(source).strip().isdigit():
+            self.name = f"camera {int(source)}"
+            self._capture = _open_camera(int(source))
+        elif "://" in str(source):
+            self.name = str(source)
+            with _silent_opencv():
+                self._capture = cv2.VideoCapture(self.name, cv2.CAP_FFMPEG)
+            if not self._capture.isOpened():
+                raise ValueError(f"{self.name}: cannot open the stream")
+        else:
+            self.name = os.fspath(source)
+            self._file = open_frames(self.name, max_size=max_size)
+        fps = self._file.fps if self._file else self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+        self._thread = threading.Thread(target=self._run, name="frame-grabber", daemon=True)
+        self._thread.start()
+        with self._cond:
+            self._cond.wait_for(lambda: self._latest is not None or self.finished, timeout=open_timeout)
+            ok = self._latest is not None
+        if not ok:
+            reason = self.end_reason or f"no frame within {open_timeout:g} s"
+            self.stop()
+            raise ValueError(f"{self.name}: {reason}")
+
+    def clock(self) -> float:
+        """Seconds since the grabber was created (monotonic); frame timestamps use this clock."""
+        return time.monotonic() - self._t0
+
+    def _images(self) -> Iterator[np.ndarray]:
+        """The source's frames as RGB uint8, until it ends (sets ``end_reason``) or ``stop()``."""
+        if self._file is not None:
+            started, first = time.monotonic(), None
+            for frame in self._file:
+                if self.realtime:
+                    first = frame.timestamp if first is None else first
+                    delay = started + (frame.timestamp - first) - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                yield frame.image
+                if self._stop.is_set():
+                    return
+            self.end_reason = "end of file" + (" (damaged file: frames lost)" if self._file.damaged else "")
+            return
+        failures = 0
+        width = height = 0
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            if not ok:
+                failures += 1
+                if failures >= CAMERA_RETRIES:
+                    self.end_reason = "stopped delivering frames (disconnected or end of stream)"
+                    return
+                self._stop.wait(CAMERA_RETRY_DELAY)
+                continue
+            failures = 0
+            image = to_rgb_uint8(image, "bgr", self.name)
+            if not width:
+                width, height = fit_size(image.shape[1], image.shape[0], self.max_size)
+            if (width, height) != (image.shape[1], image.shape[0]):
+                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            yield image
+
+    def _run(self) -> None:
+        try:
+            for image in self._images():
+                with self._cond:
+                    if self._latest is not None:
+                        self.dropped += 1
+                    self._latest = Frame(self.captured, self.clock(), image)
+                    self.captured += 1
+                    self._cond.notify_all()
+            if self._stop.is_set() and self.end_reason is None:
+                self.end_reason = "stopped"
+        except Exception as err:  # thread boundary: report instead of dying silently
+            self.end_reason = f"capture failed: {_one_line(err)}"
+        finally:
+            if self._capture is not None:
+                self._capture.release()
+            if self._file is not None:
+                self._file.close()
+            with self._cond:
+                self.finished = True
+                self._cond.notify_all()
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not yet read, waiting up to ``timeout`` s (None: forever). Returns None when
+        the source has finished and every frame was taken, or when the timeout passes (check ``finished``)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._latest is not None or self.finished, timeout=timeout)
+            frame, self._latest = self._latest, None
+            if frame is not None:
+                self.delivered += 1
+            return frame
+
+    def frames(self, timeout: float | None = None) -> Iterator[Frame]:
+        """Iterate over the newest frames until the source ends or stalls for ``timeout`` s."""
+        while (frame := self.read(timeout)) is not None:
+            yield frame
+        if not self.finished:
+            self.end_reason = f"no frame for {timeout:g} s (source stalled)"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop capturing and wait (up to ``timeout`` s) for the thread to release the source."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> LatestFrameGrabber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _frames_then_stop(grabber: LatestFrameGrabber, timeout: float | None) -> Iterator[Frame]:
+    try:
+        yield from grabber.frames(timeout)
+    finally:
+        grabber.stop()
+
+
+def webcam_frames(source: int | str, max_size: int = 0, timeout: float | None = 10.0,
+                  realtime: bool = True) -> Iterator[Frame]:
+    """Newest-frame iterator over a camera / stream / video file (see ``LatestFrameGrabber``).
+
+    The source is opened now (errors raise here, not at the first ``next``); the capture thread stops
+    when the iterator is exhausted or closed. Use ``LatestFrameGrabber`` directly for the counters.
+    """
+    return _frames_then_stop(LatestFrameGrabber(source, max_size=max_size, realtime=realtime), timeout)
