@@ -20,5 +20,9 @@ $(STAMP): requirements.txt setup.py
 test: setup
 	$(PY) -m pytest
 
+# Tracks the shipped sample clip with the shipped demo model (trained here on synthetic shapes only).
+demo: setup
+	$(PY) tools/track_video.py --input assets/sample.mp4 --output outputs/demo --trails
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
