@@ -1,0 +1,74 @@
+"""tools/submit_ytvis.py end to end on a tiny synthetic split, and its behaviour on bad frames."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+
+from queryinst.image.checkpoint import save_checkpoint
+from queryinst.image.config import load_config, save_config
+from queryinst.vis.build import build_queryinst_vis
+from queryinst.vis.config import VisConfig
+from queryinst.vis.data.synthetic import make_ytvis_splits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("submit")
+    splits = make_ytvis_splits(tmp / "data", num_train=1, num_valid=3, length=4, height=64, width=96, seed=5)
+    cfg = load_config(os.path.join(ROOT, "configs/synthetic/vis_tiny.yaml"), ["data.test_min_size=64",
+                                                                                 "data.test_max_size=96"],
+                      schema=VisConfig)
+    torch.manual_seed(0)
+    model = build_queryinst_vis(cfg)
+    save_checkpoint(str(tmp / "model.pth"), model, None, None, 0, 0, cfg)
+    save_config(cfg, str(tmp / "config.yaml"))
+    return tmp, splits["valid"]
+
+
+def _run(tmp, valid, frames, out):
+    return subprocess.run([sys.executable, "tools/submit_ytvis.py", "--config", str(tmp / "config.yaml"),
+                           "--weights", str(tmp / "model.pth"), "--json", str(valid.json_path),
+                           "--frames", str(frames), "--out", str(out), "run.device=cpu"],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_submission_zip_is_valid_and_scores(setup):
+    tmp, valid = setup
+    out = tmp / "results.zip"
+    proc = _run(tmp, valid, valid.frames_root, out)
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(out) as z:
+        assert z.namelist() == ["results.json"]
+        records = json.loads(z.read("results.json"))
+    videos = {v["id"]: v for v in json.loads(open(valid.json_path).read())["videos"]}
+    for r in records:
+        assert len(r["segmentations"]) == videos[r["video_id"]]["length"]
+        assert 0.0 <= r["score"] <= 1.0
+    ev = subprocess.run([sys.executable, "tools/eval_ytvis.py", "--gt", str(valid.gt_json_path), "--results",
+                         str(out), "--json-out", str(tmp / "m.json")], cwd=ROOT, capture_output=True, text=True)
+    assert ev.returncode == 0, ev.stderr
+    assert set(json.loads((tmp / "m.json").read_text())) >= {"AP", "AP50", "AR10"}
+
+
+@pytest.mark.parametrize("defect", ["missing", "corrupt"])
+def test_bad_frame_is_one_error_naming_it_and_no_zip(setup, tmp_path, defect):
+    tmp, valid = setup
+    frames = tmp_path / "JPEGImages"
+    subprocess.run(["cp", "-r", str(valid.frames_root), str(frames)], check=True)
+    victim = sorted(p for p in frames.rglob("*.jpg"))[5]
+    if defect == "missing":
+        victim.unlink()
+    else:
+        victim.write_bytes(b"not a jpeg at all")
+    out = tmp_path / "results.zip"
+    proc = _run(tmp, valid, frames, out)
+    assert proc.returncode == 2
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and victim.name in error_lines[0]
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
