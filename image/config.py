@@ -187,6 +187,12 @@ def merge_into(cfg: Any, updates: dict, prefix: str = "") -> Any:
             merge_into(current, value, prefix=f"{full}.")
         else:
             setattr(cfg, key, _coerce(value, hints[key], full))
+    post_init = getattr(cfg, "__post_init__", None)
+    if post_init is not None:  # a section's own validation (e.g. TrackerConfig.mode) sees merged values
+        try:
+            post_init()
+        except ValueError as e:
+            raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}': {e}") from None
     return cfg
 
 

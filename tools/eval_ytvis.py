@@ -38,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.results}: {err}") from None
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     print(format_summary(stats))
     if args.json_out is not None:
         try:
             _write_json_atomic(stats, args.json_out)
         except OSError as err:
             print(f"error: {args.json_out}: cannot write ({err.strerror or err})", file=sys.stderr)
-            return 1
+            return 2
         print(f"wrote {args.json_out}")
     return 0
 

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         files = make_ytvis_dataset(f"{tmp}/clip", 1, length=args.frames, height=args.height, width=args.width,
-                                   seed=args.seed, options=VideoSceneOptions(speed=args.speed))
+                                   seed=args.seed, options=VideoSceneOptions(speed=args.speed, class_colours=True))
         video = YTVISDataset(files.json_path, files.frames_root).videos[0]
         with VideoWriter(args.out, args.fps, (args.width, args.height)) as writer:
             for path in video.frame_paths:

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     coco.add_argument("--height", type=int, default=256)
     coco.add_argument("--width", type=int, default=320)
     coco.add_argument("--max-objects", type=int, default=CocoSceneOptions.max_objects)
+    coco.add_argument("--class-colours", action="store_true", help="each class its own hue band")
     ytvis = sub.add_parser("ytvis", help="YouTube-VIS-format videos of moving shapes")
     ytvis.add_argument("--num-videos", type=int, default=40)
     ytvis.add_argument("--valid", type=int, default=0, help="also write a held-out split of N videos")
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     ytvis.add_argument("--height", type=int, default=192)
     ytvis.add_argument("--width", type=int, default=320)
     ytvis.add_argument("--max-objects", type=int, default=VideoSceneOptions.max_objects)
+    ytvis.add_argument("--class-colours", action="store_true", help="each class its own hue band")
     ytvis.add_argument("--speed", type=float, default=VideoSceneOptions.speed,
                        help="object sides moved per raw frame (0.2: about its own size over 5 frames)")
     for sp in (coco, ytvis):
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.kind == "coco":
-            options = CocoSceneOptions(max_objects=args.max_objects)
+            options = CocoSceneOptions(max_objects=args.max_objects, class_colours=args.class_colours)
             if args.val:
                 paths = make_coco_splits(args.out, args.num_images, args.val, args.height, args.width, args.seed,
                                          options, args.overwrite, progress=True)
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                                          options, args.overwrite, progress=True)
                 print(f"wrote {path}, images in {path.parent / 'images'}")
         else:
-            options = VideoSceneOptions(max_objects=args.max_objects, speed=args.speed)
+            options = VideoSceneOptions(max_objects=args.max_objects, speed=args.speed,
+                                        class_colours=args.class_colours)
             if args.valid:
                 splits = make_ytvis_splits(args.out, args.num_videos, args.valid, args.length, args.height,
                                            args.width, args.seed, args.annotate_every, options, args.overwrite,

@@ -20,8 +20,8 @@ import sys
 from queryinst.image.engine import error_message, select_device
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.build import load_vis_model
-from queryinst.vis.config import VisConfig
 from queryinst.image.config import load_config
+from queryinst.vis.config import VisConfig
 from queryinst.vis.data.ytvis import YTVISDataset
 from queryinst.vis.inference import predict_split
 from queryinst.vis.submission import validate_results, write_results_zip
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-json", default="", help="also write the plain results JSON here")
     parser.add_argument("--batch-frames", type=int, default=1, help="frames per network batch")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides, schema=VisConfig)

@@ -155,9 +155,22 @@ class Texture:
     waves: tuple[tuple[float, float, float], ...]
 
 
-def sample_colour(rng: np.random.Generator, muted: bool = False) -> tuple[float, float, float]:
-    """A random RGB colour: saturated for objects, low-saturation for backgrounds."""
-    hue = rng.uniform(0.0, 180.0)  # OpenCV's 8-bit hue range
+CLASS_HUE_JITTER = 6.0  # +- hue jitter (OpenCV units, of 180) around a class's hue with class_colours
+
+
+def class_hue(label: int, num_classes: int) -> float:
+    """The hue band centre of class ``label`` when colours encode classes (evenly spread, OpenCV units)."""
+    return 180.0 * label / num_classes
+
+
+def sample_colour(rng: np.random.Generator, muted: bool = False,
+                  hue: float | None = None) -> tuple[float, float, float]:
+    """A random RGB colour: saturated for objects, low-saturation for backgrounds; ``hue`` (OpenCV
+    units) fixes the hue up to +-CLASS_HUE_JITTER (class-coloured objects)."""
+    if hue is None:
+        hue = rng.uniform(0.0, 180.0)  # OpenCV's 8-bit hue range
+    else:
+        hue = float((hue + rng.uniform(-CLASS_HUE_JITTER, CLASS_HUE_JITTER)) % 180.0)
     sat = rng.uniform(0.0, 0.3) if muted else rng.uniform(0.5, 1.0)
     val = rng.uniform(0.3, 0.8) if muted else rng.uniform(0.55, 1.0)
     hsv = np.array([[[hue, sat * 255.0, val * 255.0]]], dtype=np.float32)
@@ -165,13 +178,14 @@ def sample_colour(rng: np.random.Generator, muted: bool = False) -> tuple[float,
     return tuple(float(v) for v in rgb)
 
 
-def sample_texture(rng: np.random.Generator, muted: bool = False) -> Texture:
-    """A random texture; ``muted`` gives the low-contrast, coarse patterns used for backgrounds."""
+def sample_texture(rng: np.random.Generator, muted: bool = False, hue: float | None = None) -> Texture:
+    """A random texture; ``muted`` gives the low-contrast, coarse patterns used for backgrounds; ``hue``
+    fixes the object's colour band (its second colour is then a darker shade of the first)."""
     kind = TEXTURE_KINDS[int(rng.integers(len(TEXTURE_KINDS)))]
-    colour = np.array(sample_colour(rng, muted))
+    colour = np.array(sample_colour(rng, muted, hue))
     if muted:
         colour2 = colour * rng.uniform(0.7, 0.9)
-    elif rng.random() < 0.5:
+    elif hue is not None or rng.random() < 0.5:
         colour2 = colour * rng.uniform(0.3, 0.6)
     else:
         colour2 = np.array(sample_colour(rng))
@@ -365,14 +379,16 @@ def check_image_size(height: int, width: int) -> None:
 # ------------------------------------------------------------------------------------------------
 # COCO generator
 # ------------------------------------------------------------------------------------------------
-def _object_layer(rng: np.random.Generator, height: int, width: int, class_names: Sequence[str]) -> ShapeLayer:
+def _object_layer(rng: np.random.Generator, height: int, width: int, class_names: Sequence[str],
+                  class_colours: bool = False) -> ShapeLayer:
     label = int(rng.integers(len(class_names)))
     kind = class_names[label]
     area, angle = sample_area(rng, height, width), float(rng.uniform(0.0, 2.0 * np.pi))
     center = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
     polygon = shape_polygon(kind, center, area, angle, sample_aspect(rng, kind))
     polygons, mask = rasterize_polygons([polygon], height, width)
-    return ShapeLayer(label, polygons, mask, area, sample_texture(rng), center, angle)
+    hue = class_hue(label, len(class_names)) if class_colours else None
+    return ShapeLayer(label, polygons, mask, area, sample_texture(rng, hue=hue), center, angle)
 
 
 def _crowd_layer(rng: np.random.Generator, height: int, width: int, class_names: Sequence[str]) -> ShapeLayer:
@@ -421,6 +437,7 @@ class CocoSceneOptions:
     image_format: str = "jpg"
     jpeg_quality: int = 90
     noise_std: float = 2.0  # Gaussian sensor noise, in 8-bit levels
+    class_colours: bool = False  # each class gets its own hue band (shape AND colour tell the class)
 
     def __post_init__(self) -> None:
         check_class_names(self.class_names)
@@ -443,7 +460,7 @@ def _write_coco(root: Path, stream: tuple[int, int], num_images: int, height: in
         rng = np.random.default_rng([*stream, index])
         background = render_background(rng, height, width)
         count = 0 if rng.random() < opts.empty_prob else int(rng.integers(1, opts.max_objects + 1))
-        layers = [_object_layer(rng, height, width, names) for _ in range(count)]
+        layers = [_object_layer(rng, height, width, names, opts.class_colours) for _ in range(count)]
         if count and rng.random() < opts.crowd_prob:
             layers.insert(int(rng.integers(len(layers) + 1)), _crowd_layer(rng, height, width, names))
         image, visible = render_layers(background, layers, opts.min_visible_area, opts.min_visible_fraction,

@@ -34,6 +34,7 @@ from queryinst.image.data.synthetic import (
     ShapeLayer,
     Texture,
     atomic_output_dir,
+    class_hue,
     categories_json,
     check_class_names,
     check_image_size,
@@ -78,6 +79,7 @@ class VideoSceneOptions:
     min_visible_area: float = 16.0
     jpeg_quality: int = 90
     noise_std: float = 2.0  # Gaussian sensor noise per frame, in 8-bit levels
+    class_colours: bool = False  # each class gets its own hue band (shape AND colour tell the class)
 
     def __post_init__(self) -> None:
         check_class_names(self.class_names)
@@ -183,7 +185,8 @@ def _sample_object(rng: np.random.Generator, opts: VideoSceneOptions, num_frames
         positions = positions[::-1] if mode == "leave" else positions
     return _MovingObject(label, area, aspect, float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(-MAX_SPIN, MAX_SPIN)),
                          amplitude, float(rng.uniform(*SCALE_PERIOD)), float(rng.uniform(0, 2 * np.pi)),
-                         sample_texture(rng), np.ascontiguousarray(positions))
+                         sample_texture(rng, hue=class_hue(label, len(opts.class_names)) if opts.class_colours else None),
+                         np.ascontiguousarray(positions))
 
 
 def _write_video(root: Path, rng: np.random.Generator, video_id: int, name: str, length: int, height: int,
