@@ -140,3 +140,23 @@ def test_r50_is_lossless(r50):
     assert set(back) == set(mm_state) and len(back) == 780
     for key, value in mm_state.items():
         assert back[key].dtype == value.dtype and torch.equal(back[key], value), key
+
+
+def test_converted_checkpoint_fits_the_paper_config_and_starts_vis_finetuning(r50):
+    """tools/test.py loads weights with the config check; QueryInst-VIS starts from the same file."""
+    from queryinst.image.config import load_config
+    from queryinst.vis.build import build_queryinst_vis
+    from queryinst.vis.config import VisConfig
+
+    _, dst, result, _ = r50
+    assert result.returncode == 0, result.stderr
+    cfg = load_config(str(ROOT / "configs" / "image" / "queryinst_r50_1x_coco.yaml"))
+    model = build_queryinst(cfg)
+    load_checkpoint(str(dst), model, cfg=cfg)  # what tools/test.py does; raises on another config
+    vis_cfg = load_config(str(ROOT / "configs" / "vis" / "queryinst_vis_r50_ytvis19.yaml"),
+                          [f"model.init_from={dst}"], schema=VisConfig)
+    vis = build_queryinst_vis(vis_cfg)
+    state = vis.detector.state_dict()
+    assert torch.equal(state["stages.5.box_head.ffn_in.weight"], model.state_dict()["stages.5.box_head.ffn_in.weight"])
+    assert torch.equal(state["proposals.boxes.weight"], model.state_dict()["proposals.boxes.weight"][:10])
+    assert state["stages.0.box_head.cls_logits.weight"].shape[0] == 40
