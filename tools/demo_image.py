@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides, schema=Config)
         files = _inputs(args.input)
         device = select_device(cfg.run.device)
+        cfg.model.pretrained = ""  # every weight comes from --weights: no ImageNet download
         model = build_queryinst(cfg)
         state = load_checkpoint(args.weights, model, cfg=cfg, map_location="cpu")
         model.to(device).eval()

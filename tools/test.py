@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.data.val_json:
             raise ValueError(f"{args.config}: data.val_json is empty: set the annotation file to evaluate on")
         device = select_device(cfg.run.device)
+        cfg.model.pretrained = ""  # every weight comes from --weights: no ImageNet download
         model = build_queryinst(cfg)
         load_checkpoint(args.weights, model, cfg=cfg, map_location="cpu")
         model.to(device)

@@ -20,6 +20,11 @@ _CLASS_DEPENDENT = (".box_head.cls_logits.", ".mask_head.mask_logits.")
 
 
 def build_queryinst_vis(cfg: VisConfig) -> QueryInstVIS:
+    """QueryInst-VIS for ``cfg``; with ``model.init_from`` the ImageNet backbone weights are not loaded
+    (``model.pretrained`` is cleared: the image checkpoint supplies the backbone)."""
+    if cfg.model.init_from and cfg.model.pretrained:
+        logger.info("model.init_from is set: ignoring model.pretrained=%s", cfg.model.pretrained)
+        cfg.model.pretrained = ""
     detector = build_queryinst(cfg)
     track_head = TrackHead(cfg.model.fpn_channels, cfg.model.box_pool_size, cfg.model.track_dim,
                            cfg.model.track_num_fcs)
@@ -77,6 +82,7 @@ def load_vis_model(cfg: VisConfig, weights: str, device: torch.device | str = "c
     """Build QueryInst-VIS for ``cfg`` and load a trained checkpoint, checking that the checkpoint was
     built for the same model config (one error naming the file and the first differing key)."""
     cfg.model.init_from = ""  # the checkpoint holds every weight; don't read the image checkpoint again
+    cfg.model.pretrained = ""
     model = build_queryinst_vis(cfg)
     load_checkpoint(weights, model, cfg=cfg, map_location="cpu")
     return model.to(device).eval()

@@ -150,8 +150,8 @@ def test_converted_checkpoint_fits_the_paper_config_and_starts_vis_finetuning(r5
 
     _, dst, result, _ = r50
     assert result.returncode == 0, result.stderr
-    cfg = load_config(str(ROOT / "configs" / "image" / "queryinst_r50_1x_coco.yaml"))
-    model = build_queryinst(cfg)
+    cfg = load_config(str(ROOT / "configs" / "image" / "queryinst_r50_1x_coco.yaml"), ["model.pretrained="])
+    model = build_queryinst(cfg)  # as tools/test.py: no ImageNet download, --weights supply everything
     load_checkpoint(str(dst), model, cfg=cfg)  # what tools/test.py does; raises on another config
     vis_cfg = load_config(str(ROOT / "configs" / "vis" / "queryinst_vis_r50_ytvis19.yaml"),
                           [f"model.init_from={dst}"], schema=VisConfig)
