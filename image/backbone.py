@@ -16,6 +16,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from .lazy_level import LazyLevel
+
 logger = logging.getLogger(__name__)
 
 _RESNETS = {
@@ -111,13 +113,16 @@ class FPN(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, feats: list[Tensor]) -> list[Tensor]:
-        """feats: [C2..C5] -> [P2..P5], each [B, out_channels, H/s, W/s]."""
+    def forward(self, feats: list[Tensor], lazy_levels: tuple[int, ...] = ()) -> list[Tensor | LazyLevel]:
+        """feats: [C2..C5] -> [P2..P5], each [B, out_channels, H/s, W/s]. The levels whose index is in
+        ``lazy_levels`` come back as ``LazyLevel``s: their output conv runs only where RoIAlign reads them
+        (inference; exact, see image/lazy_level.py)."""
         laterals = [conv(f) for conv, f in zip(self.lateral_convs, feats)]
         for i in range(len(laterals) - 1, 0, -1):
             laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:],
                                                               mode="nearest")
-        return [conv(x) for conv, x in zip(self.fpn_convs, laterals)]
+        return [LazyLevel(x, conv) if i in lazy_levels else conv(x)
+                for i, (conv, x) in enumerate(zip(self.fpn_convs, laterals))]
 
 
 class Backbone(nn.Module):
@@ -130,8 +135,9 @@ class Backbone(nn.Module):
         self.body = body
         self.fpn = fpn
 
-    def forward(self, x: Tensor) -> list[Tensor]:
-        return self.fpn(self.body(x))
+    def forward(self, x: Tensor, lazy_levels: tuple[int, ...] = ()) -> list[Tensor | LazyLevel]:
+        """x: [B, 3, H, W] normalised -> [P2..P5] (``lazy_levels``: see ``FPN.forward``)."""
+        return self.fpn(self.body(x), lazy_levels)
 
 
 class MobileNetBody(nn.Module):
@@ -153,6 +159,14 @@ class MobileNetBody(nn.Module):
         starts = (0,) + self._CUTS[:-1]
         self.stages = nn.ModuleList(net.features[a:b] for a, b in zip(starts, self._CUTS))
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
+        if not norm_eval:
+            # torchvision builds MobileNetV3 with BatchNorm momentum 0.01 (for long ImageNet runs); trained
+            # from scratch in a short run, running statistics that slow lag far behind the weights and
+            # eval-mode outputs collapse (seen: flat class scores at eval, a learning classifier in train
+            # mode). PyTorch's default 0.1 keeps them current.
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.momentum = 0.1
         for stage in self.stages[: frozen_stages + 1]:
             for p in stage.parameters():
                 p.requires_grad_(False)
