@@ -7,11 +7,9 @@ only, gradient clipping) -> periodic evaluation and checkpoints. Only rank 0 wri
 ``metrics_epochN.json`` / ``results_epochN.json``. ``vis/`` trains through the same loop by passing
 its own ``build_task``.
 
-Exact resume. The data seen at an iteration is a pure function of ``(run.seed, epoch, position)``:
-the sample order is ``DistributedSampler``'s permutation seeded by ``seed + epoch`` (also with one
-process), and every sample's augmentation draws from a torch generator seeded by
-``(seed, epoch, dataset index)`` (``SeededSamples``), whatever the worker count. A resumed run restores
-model, optimiser, scheduler, AMP scaler and RNG states from ``last.pth`` and skips the samples of the
+Exact resume. The data seen at an iteration is a pure function of ``(run.seed, epoch, position)``
+(``sampling.py``: sample order and per-sample augmentation seeds). A resumed run restores model,
+optimiser, scheduler, AMP scaler and RNG states from ``last.pth`` and skips the samples of the
 iterations already done in the current epoch, so its following losses equal an uninterrupted run's.
 ``last.pth`` is written at every epoch end and when ``solver.max_iters`` stops a run.
 """
@@ -28,14 +26,13 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from . import distributed as dist
@@ -44,6 +41,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, save_config
 from .data import CocoInstances, build_transforms, collate, load_coco_gt
 from .eval.coco_eval import CocoEvaluator
+from .sampling import SeededSamples, SkipSampler
 from .solver import build_optimizer, build_scheduler, clip_gradients, iterations_per_epoch
 
 logger = logging.getLogger(__name__)
@@ -75,54 +73,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """The augmentation seed of dataset item ``index`` in ``epoch`` (well mixed by ``SeedSequence``)."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0] >> 1)
-
-
-class SeededSamples(Dataset):
-    """Wrap a dataset so that item ``i`` of epoch ``e`` is transformed under torch seed
-    ``sample_seed(seed, e, i)``; the caller's global RNG state is restored afterwards.
-
-    The transforms draw from torch's global generator (``data/transforms.py``), so this makes the
-    augmentation independent of the worker count and of what else consumed random numbers.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset = dataset
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> Any:
-        state = torch.get_rng_state()
-        # the CPU generator only: torch.manual_seed would also reseed every CUDA generator
-        torch.random.default_generator.manual_seed(sample_seed(self.seed, self.epoch, index))
-        try:
-            return self.dataset[index]
-        finally:
-            torch.set_rng_state(state)
-
-
-class SkipSampler(Sampler[int]):
-    """Yield the indices of ``sampler`` after its first ``skip`` (resume inside an epoch)."""
-
-    def __init__(self, sampler: Sampler[int], skip: int) -> None:
-        self.sampler = sampler
-        self.skip = skip
-
-    def __iter__(self) -> Iterator[int]:
-        return islice(iter(self.sampler), self.skip, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.skip)
 
 
 def build_test_loader(cfg: Config, dataset: Dataset) -> DataLoader:

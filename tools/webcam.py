@@ -31,10 +31,11 @@ import numpy as np
 
 from queryinst.image.engine import error_message
 from queryinst.tracking import OnlineTracker
+from queryinst.vis.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.config import VisConfig
 from queryinst.vis.inference import track_frames
 from queryinst.vis.model import QueryInstVIS
-from queryinst.vis.video_io import Frame, LatestFrameGrabber, LiveRecorder
+from queryinst.vis.video_io import Frame
 from queryinst.vis.visualize import (
     DEMO_CONFIG,
     DEMO_WEIGHTS,

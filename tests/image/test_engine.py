@@ -1,4 +1,4 @@
-"""image/engine.py: exact resume, deterministic data, and the engine's user errors."""
+"""image/engine.py: exact resume, deterministic data (image/sampling.py), and the engine's user errors."""
 import json
 import os
 
@@ -10,7 +10,8 @@ from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.build import build_queryinst
 from queryinst.image.config import load_config
 from queryinst.image.data.synthetic import CocoSceneOptions, make_coco_splits
-from queryinst.image.engine import SeededSamples, SkipSampler, error_message, train
+from queryinst.image.engine import error_message, train
+from queryinst.image.sampling import SeededSamples, SkipSampler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = os.path.join(ROOT, "configs", "synthetic", "image_tiny.yaml")

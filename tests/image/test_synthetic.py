@@ -1,4 +1,5 @@
-"""Tests of image/data/synthetic.py: determinism, COCO consistency, occlusion, encodings, the CLI."""
+"""Tests of image/data/synthetic.py (determinism, COCO consistency, the CLI) and of the scene model in
+image/data/shapes.py (shapes, occlusion, encodings)."""
 from __future__ import annotations
 
 import json
@@ -11,21 +12,23 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from queryinst.image.data.synthetic import (
-    DEFAULT_CLASSES,
+from queryinst.image.data.shapes import (
     SHAPE_KINDS,
-    CocoSceneOptions,
     ShapeLayer,
     Texture,
-    atomic_output_dir,
     clip_polygon,
-    make_coco_dataset,
-    make_coco_splits,
     mask_to_uncompressed_rle,
     polygon_area,
     rasterize_polygons,
     render_layers,
     shape_polygon,
+)
+from queryinst.image.data.synthetic import (
+    DEFAULT_CLASSES,
+    CocoSceneOptions,
+    atomic_output_dir,
+    make_coco_dataset,
+    make_coco_splits,
 )
 
 REPO = Path(__file__).resolve().parents[2]

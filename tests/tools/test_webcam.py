@@ -18,8 +18,9 @@ import torch
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import merge_into, save_config
 from queryinst.vis.build import build_queryinst_vis
+from queryinst.vis.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.config import VisConfig
-from queryinst.vis.video_io import LatestFrameGrabber, LiveRecorder, open_frames
+from queryinst.vis.video_io import open_frames
 from queryinst.vis.visualize import load_tracking_model
 
 REPO = Path(__file__).resolve().parents[2]

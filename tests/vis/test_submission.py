@@ -28,9 +28,16 @@ def _results() -> list[dict]:
             {"video_id": 5, "category_id": 4, "score": 1, "segmentations": [None, _rle(), _rle()]}]
 
 
-def test_valid_results_pass():
-    validate_results(_results(), VIDEOS, CATEGORIES)
-    validate_results(_results(), VIDEOS, [1, 4])  # categories as plain ids
+def test_valid_results_pass(caplog):
+    results = _results()
+    # the input covers every video of the split, with real masks, so nothing should be reported
+    assert {r["video_id"] for r in results} == {v["id"] for v in VIDEOS}
+    assert all(any(rle is not None for rle in r["segmentations"]) for r in results)
+    with caplog.at_level(logging.WARNING):
+        assert validate_results(results, VIDEOS, CATEGORIES) is None
+        assert validate_results(results, VIDEOS, [1, 4]) is None  # categories as plain ids
+    assert caplog.records == []
+    assert results == _results()  # validation does not modify the records
 
 
 def test_video_length_from_file_names():

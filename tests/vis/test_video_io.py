@@ -1,4 +1,5 @@
-"""Tests of vis/video_io.py: decoding (decord and OpenCV), frame checks, damage reports, writers, capture."""
+"""Tests of vis/video_io.py (decoding with decord and OpenCV, frame checks, damage reports, writers) and of
+vis/capture.py (newest-frame capture, live recording)."""
 from __future__ import annotations
 
 import struct
@@ -9,16 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from queryinst.vis import video_io
-from queryinst.vis.video_io import (
-    LatestFrameGrabber,
-    LiveRecorder,
-    VideoWriter,
-    natural_key,
-    open_frames,
-    to_rgb_uint8,
-    webcam_frames,
-)
+from queryinst.vis import capture, video_io
+from queryinst.vis.capture import LatestFrameGrabber, LiveRecorder, webcam_frames
+from queryinst.vis.video_io import VideoWriter, natural_key, open_frames, to_rgb_uint8
 
 H, W = 64, 96
 HAS_DECORD = video_io._import_decord() is not None
@@ -334,7 +328,7 @@ class _FakeCamera:
 def test_camera_disconnect_ends_cleanly_and_bad_index_fails(monkeypatch):
     with pytest.raises(ValueError, match="camera 97: cannot be opened"):
         LatestFrameGrabber(97)
-    monkeypatch.setattr(video_io.cv2, "VideoCapture", _FakeCamera)
+    monkeypatch.setattr(capture.cv2, "VideoCapture", _FakeCamera)
     grabber = LatestFrameGrabber("0")
     frames = list(grabber.frames(timeout=5.0))
     assert 1 <= len(frames) <= 3 and grabber.finished

@@ -29,15 +29,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from queryinst.image.data.synthetic import (
-    DEFAULT_CLASSES,
+from queryinst.image.data.shapes import (
     ShapeLayer,
     Texture,
-    atomic_output_dir,
     class_hue,
-    categories_json,
-    check_class_names,
-    check_image_size,
     mask_bbox,
     mask_to_rle,
     rasterize_polygons,
@@ -47,6 +42,13 @@ from queryinst.image.data.synthetic import (
     sample_aspect,
     sample_texture,
     shape_polygon,
+)
+from queryinst.image.data.synthetic import (
+    DEFAULT_CLASSES,
+    atomic_output_dir,
+    categories_json,
+    check_class_names,
+    check_image_size,
     write_image,
     write_json,
 )
