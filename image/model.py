@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .config import LossConfig
 from .data.collate import pad_and_normalize
+from .lazy_level import LazyLevel
 from .losses import (dice_loss, focal_loss_sum, giou_loss_sum, mask_logits_for_labels, mask_targets,
                      normalizer, one_hot_targets)
 from .matcher import HungarianMatcher
@@ -26,11 +27,12 @@ from .types import ImageBatch, Predictions, Targets
 class RawOutputs:
     """Every stage's outputs for one padded batch, before any postprocessing.
 
-    features: [P2..P5]; stages: one StageOutput per stage (boxes in input-tensor pixels);
+    features: [P2..P5] (in eval mode, the ``lazy_levels`` as ``LazyLevel``s); stages: one StageOutput per
+    stage (boxes in input-tensor pixels);
     image_sizes: unpadded (h, w) per image; padded_size: (h, w) of the padded batch tensor.
     """
 
-    features: list[Tensor]
+    features: list[Tensor | LazyLevel]
     stages: list[StageOutput]
     image_sizes: list[tuple[int, int]]
     padded_size: tuple[int, int]
@@ -47,12 +49,15 @@ class QueryInst(nn.Module):
         pixel_mean / pixel_std: RGB normalisation in 0-255 scale; size_divisor: padding multiple.
         max_detections: detections kept per image at inference (0 = number of proposals).
         mask_threshold: binarisation threshold of pasted masks.
+        lazy_levels: FPN levels (0 = P2) that inference computes only where RoIs read them; same
+            outputs bit for bit, less work (image/lazy_level.py): P2 and P3, whose 3x3 output convs are
+            about 30% of a ResNet-50-FPN at 360x640. () computes every level whole.
     """
 
     def __init__(self, backbone: nn.Module, proposals: LearnedProposals, stages: list[QueryStage],
                  num_classes: int, loss_cfg: LossConfig, pixel_mean: tuple[float, float, float],
                  pixel_std: tuple[float, float, float], size_divisor: int = 32, max_detections: int = 0,
-                 mask_threshold: float = 0.5) -> None:
+                 mask_threshold: float = 0.5, lazy_levels: tuple[int, ...] = (0, 1)) -> None:
         super().__init__()
         self.backbone = backbone
         self.proposals = proposals
@@ -64,6 +69,7 @@ class QueryInst(nn.Module):
         self.pixel_mean, self.pixel_std, self.size_divisor = pixel_mean, pixel_std, size_divisor
         self.max_detections = max_detections or proposals.num_proposals
         self.mask_threshold = mask_threshold
+        self.lazy_levels = lazy_levels
 
     # ------------------------------------------------------------------------------------------
     def preprocess(self, images: list[Tensor] | ImageBatch) -> ImageBatch:
@@ -75,8 +81,10 @@ class QueryInst(nn.Module):
                                  self.size_divisor)
 
     def run_stages(self, batch: ImageBatch) -> RawOutputs:
-        """Backbone and all stages on a normalised, padded batch."""
-        return self.run_heads(self.backbone(batch.tensors), batch.image_sizes, tuple(batch.tensors.shape[-2:]))
+        """Backbone and all stages on a normalised, padded batch. In eval mode the levels in
+        ``lazy_levels`` stay ``LazyLevel``s in ``RawOutputs.features``: pool them with the stages' ``pool``."""
+        lazy = () if self.training else self.lazy_levels
+        return self.run_heads(self.backbone(batch.tensors, lazy), batch.image_sizes, tuple(batch.tensors.shape[-2:]))
 
     def run_heads(self, features: list[Tensor], image_sizes: list[tuple[int, int]],
                   padded_size: tuple[int, int]) -> RawOutputs:
@@ -122,7 +130,7 @@ class QueryInst(nn.Module):
     def losses(self, raw: RawOutputs, targets: list[Targets]) -> dict[str, Tensor]:
         """Hungarian matching and the four losses at every stage (paper Sec. 3.4)."""
         cfg = self.loss_cfg
-        device = raw.features[0].device
+        device = raw.stages[0].boxes.device
         whwh = [torch.tensor([w, h, w, h], dtype=torch.float32, device=device) for h, w in raw.image_sizes]
         num_pos = normalizer(sum(len(t.labels) for t in targets), device)
         losses: dict[str, Tensor] = {}

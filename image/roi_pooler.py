@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torchvision.ops import roi_align
 
+from .lazy_level import LazyLevel
+
 
 def assign_levels(boxes: Tensor, num_levels: int, finest_scale: int = 56) -> Tensor:
     """boxes [K, 4] xyxy (input-image pixels) -> level index [K] in [0, num_levels), or -1 for a box of
@@ -33,15 +35,18 @@ def multilevel_roi_align(
 ) -> Tensor:
     """Pool RoIs from the pyramid.
 
-    features: [P2..P5], each [B, C, H/s, W/s]. rois: [K, 5] (batch index, x1, y1, x2, y2).
-    Returns [K, C, output_size, output_size].
+    features: [P2..P5], each [B, C, H/s, W/s] or a ``LazyLevel`` (computed here for the RoIs it gets).
+    rois: [K, 5] (batch index, x1, y1, x2, y2). Returns [K, C, output_size, output_size].
     """
     levels = assign_levels(rois[:, 1:], len(features), finest_scale)
-    out = features[0].new_zeros((rois.shape[0], features[0].shape[1], output_size, output_size))
+    ref = next(f for f in features if isinstance(f, Tensor))
+    out = ref.new_zeros((rois.shape[0], ref.shape[1], output_size, output_size))
     for lvl, (feat, stride) in enumerate(zip(features, strides)):
         idx = torch.nonzero(levels == lvl).squeeze(1)
         if idx.numel() == 0:
             continue
+        if isinstance(feat, LazyLevel):
+            feat = feat.for_rois(rois[idx], stride)
         pooled = roi_align(feat, rois[idx], output_size, spatial_scale=1.0 / stride,
                            sampling_ratio=sampling_ratio, aligned=True)
         out.index_copy_(0, idx, pooled.to(out.dtype))

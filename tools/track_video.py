@@ -43,6 +43,7 @@ from tqdm import tqdm
 from queryinst.image.engine import error_message
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
+from queryinst.vis.export import onnx_runtime_model
 from queryinst.vis.inference import FrameResult, VideoTrackAccumulator, track_frames
 from queryinst.vis.model import QueryInstVIS
 from queryinst.vis.video_io import Frame, FrameSource, VideoWriter, open_frames
@@ -78,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-video", action="store_true", help="write the JSON only")
     parser.add_argument("--png-masks", action="store_true", help="also write track-id PNGs per frame")
     parser.add_argument("--trails", action="store_true", help="draw the recent path of every track")
+    parser.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
+                        help="run the network in PyTorch or in ONNX Runtime on the CPU (exported at start)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser
 
@@ -222,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         stems = _stems(args.input)
         cfg, model, names, cat_ids = load_tracking_model(args.config, args.weights, args.overrides, args.device,
                                                          args.score_thr, REPO_ROOT)
+        if args.backend == "onnxruntime":
+            model = onnx_runtime_model(model)
         out_dir.mkdir(parents=True, exist_ok=True)
-    except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
+    except (ValueError, FileNotFoundError, ImportError) as e:  # ConfigError is a ValueError
         print(f"error: {error_message(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     status = EXIT_OK

@@ -100,27 +100,43 @@ class QueryInstVIS(nn.Module):
     def detect(self, images: list[Tensor] | ImageBatch, orig_sizes: list[tuple[int, int]] | None = None,
                with_masks: bool = True) -> list[FrameDetections]:
         """Per-frame detection for tracking: one detection per query (its best class), top
-        ``max_per_frame`` above ``score_threshold``, boxes/masks in ``orig_sizes`` coordinates."""
+        ``max_per_frame`` above ``score_threshold``, boxes/masks in ``orig_sizes`` coordinates.
+        The mask head and track head run on the kept queries only."""
         batch = self.detector.preprocess(images)
         raw = self.detector.run_stages(batch)
         last = raw.stages[-1]
         orig_sizes = orig_sizes or batch.image_sizes
         out = []
         for i, ((h, w), (oh, ow)) in enumerate(zip(raw.image_sizes, orig_sizes)):
-            scores, labels = last.cls_logits[i].sigmoid().max(dim=1)
-            scores, queries = scores.topk(min(self.max_per_frame, len(scores)))
-            keep = scores >= self.score_threshold
-            scores, queries, labels = scores[keep], queries[keep], labels[queries[keep]]
+            scores, labels, queries = select_detections(last.cls_logits[i], self.max_per_frame, self.score_threshold)
             boxes = last.boxes[i, queries]
             rois = torch.cat([boxes.new_full((len(queries), 1), i), boxes], 1)
             emb = self.embed(raw.features, rois)
             scale = boxes.new_tensor([ow / w, oh / h, ow / w, oh / h])
             if with_masks and len(queries):
                 logits = self.detector.stages[-1].predict_masks(raw.features, rois, last.attn_feats[i, queries])
-                probs = logits[torch.arange(len(labels), device=labels.device), labels].sigmoid()
-                masks = paste_masks(probs, boxes * scale, oh, ow, self.mask_threshold)
+                masks = paste_label_masks(logits, labels, boxes * scale, oh, ow, self.mask_threshold)
             else:
                 masks = torch.zeros((len(queries), oh, ow), dtype=torch.bool, device=boxes.device)
             out.append(FrameDetections(boxes * scale, scores, labels, masks, emb, queries))
         return out
+
+
+def select_detections(cls_logits: Tensor, max_per_frame: int, score_threshold: float) -> tuple[Tensor, Tensor, Tensor]:
+    """One frame's last-stage logits [N, C] -> (scores [K], labels [K], query indices [K]), best first:
+    each query's best class (sigmoid), the top ``max_per_frame`` queries by it, minus those below
+    ``score_threshold``. Shared by ``QueryInstVIS.detect`` and the ONNX Runtime model (vis/export.py)."""
+    scores, labels = cls_logits.sigmoid().max(dim=1)
+    scores, queries = scores.topk(min(max_per_frame, len(scores)))
+    keep = scores >= score_threshold
+    scores, queries = scores[keep], queries[keep]
+    return scores, labels[queries], queries
+
+
+def paste_label_masks(mask_logits: Tensor, labels: Tensor, boxes: Tensor, height: int, width: int,
+                      threshold: float) -> Tensor:
+    """mask_logits [K, C, M, M], labels [K], boxes [K, 4] xyxy in the output frame -> [K, height, width]
+    bool: each detection's own class channel, sigmoid, pasted into its box (``paste_masks``)."""
+    probs = mask_logits[torch.arange(len(labels), device=labels.device), labels].sigmoid()
+    return paste_masks(probs, boxes, height, width, threshold)
 

@@ -84,3 +84,55 @@ def test_init_from_checkpoint_of_another_backbone_fails_naming_the_tensor(tmp_pa
     vis = build_queryinst_vis(tiny_vis_config())
     with pytest.raises(ValueError, match="other.pth"):
         init_from_image_checkpoint(vis.detector, str(path))
+
+
+@torch.no_grad()
+def _reference_detect(model, images, orig_sizes):
+    """QueryInstVIS.detect as it was before the speed work (commit 282bf99): every FPN level computed
+    whole, selection and mask paste inline. Kept here to pin the faster path to it bit for bit."""
+    from queryinst.image.postprocess import paste_masks
+
+    lazy_levels, model.detector.lazy_levels = model.detector.lazy_levels, ()
+    batch = model.detector.preprocess(images)
+    raw = model.detector.run_stages(batch)
+    model.detector.lazy_levels = lazy_levels
+    last = raw.stages[-1]
+    out = []
+    for i, ((h, w), (oh, ow)) in enumerate(zip(raw.image_sizes, orig_sizes)):
+        scores, labels = last.cls_logits[i].sigmoid().max(dim=1)
+        scores, queries = scores.topk(min(model.max_per_frame, len(scores)))
+        keep = scores >= model.score_threshold
+        scores, queries, labels = scores[keep], queries[keep], labels[queries[keep]]
+        boxes = last.boxes[i, queries]
+        rois = torch.cat([boxes.new_full((len(queries), 1), i), boxes], 1)
+        emb = model.embed(raw.features, rois)
+        scale = boxes.new_tensor([ow / w, oh / h, ow / w, oh / h])
+        logits = model.detector.stages[-1].predict_masks(raw.features, rois, last.attn_feats[i, queries])
+        probs = logits[torch.arange(len(labels)), labels].sigmoid()
+        masks = paste_masks(probs, boxes * scale, oh, ow, model.mask_threshold)
+        out.append((boxes * scale, scores, labels, masks, emb, queries))
+    return out
+
+
+@pytest.mark.parametrize("plausible", [True, False])
+def test_detect_equals_the_reference_implementation_bit_for_bit(plausible):
+    from queryinst.vis.benchmark import benchmark_vis_model
+
+    cfg = tiny_vis_config()
+    cfg.model.fpn_channels = cfg.model.hidden_dim = 64
+    cfg.model.dynamic_dim = 16
+    if plausible:  # boxes on a spread of object sizes (P2 partly used), every query detected
+        model = benchmark_vis_model(cfg, 256, 320, seed=0)
+    else:  # random boxes of a random-weight model
+        torch.manual_seed(0)
+        model = build_queryinst_vis(cfg).eval()
+        model.score_threshold = 0.0
+    g = torch.Generator().manual_seed(3)
+    images = [torch.rand(3, 256, 320, generator=g), torch.rand(3, 224, 320, generator=g)]
+    sizes = [(360, 450), (224, 320)]
+    got = model.detect(images, orig_sizes=sizes)
+    want = _reference_detect(model, images, sizes)
+    for dets, ref in zip(got, want):
+        for name, value in zip(("boxes", "scores", "labels", "masks", "embeddings", "query_indices"), ref):
+            assert torch.equal(getattr(dets, name), value), name
+    assert got[0].masks.any() and len(got[0].scores) == 10

@@ -1,0 +1,67 @@
+"""Export QueryInst-VIS's per-frame network to ONNX (and optionally TorchScript) for ONNX Runtime.
+
+    python tools/export_onnx.py --config C.yaml --weights W.pth --out model.onnx \\
+        [--height 384 --width 640] [--torchscript model.pt] [--check] [key=value ...]
+
+Without --config/--weights the demo model is exported. The graph maps a normalised, padded frame
+[1, 3, H, W] and its unpadded size to the last stage's class logits, boxes, mask logits and track
+embeddings of every query (vis/export.py); H and W are dynamic, --height/--width only set the example
+(default: the config's test size padded to the size divisor). Class names and category ids go into the
+file's metadata. Load it with ``queryinst.vis.export.OnnxQueryInstVIS(path)``, which has
+``QueryInstVIS.detect``'s interface. --check runs one random frame through both and prints the largest
+differences. Exit status 0, or 2 with one "error: ..." line.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from queryinst.image.engine import error_message
+from queryinst.vis.export import FrameNetwork, OnnxQueryInstVIS, export_onnx, export_torchscript
+from queryinst.vis.visualize import load_tracking_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the demo model paths are relative to it
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="VIS config (default: the demo model's)")
+    parser.add_argument("--weights", help="VIS checkpoint (default: the demo model)")
+    parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
+    parser.add_argument("--height", type=int, help="example padded height (default: from the config)")
+    parser.add_argument("--width", type=int, help="example padded width (default: from the config)")
+    parser.add_argument("--torchscript", type=Path, help="also write a torch.jit.trace of the same network")
+    parser.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch on a random frame")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        cfg, model, names, cat_ids = load_tracking_model(args.config, args.weights, args.overrides, "cpu",
+                                                         demo_root=REPO_ROOT)
+        divisor = max(1, cfg.data.size_divisor)
+        height = args.height or -(-cfg.data.test_min_size // divisor) * divisor
+        width = args.width or -(-cfg.data.test_max_size // divisor) * divisor
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        path = export_onnx(model, args.out, height, width, extra={"class_names": names, "cat_ids": cat_ids})
+        print(f"wrote {path} (example input {height}x{width}; H and W dynamic)")
+        if args.torchscript is not None:
+            print(f"wrote {export_torchscript(model, args.torchscript, height, width)}")
+        if args.check:
+            image = torch.rand(1, 3, height, width)
+            size = torch.tensor([float(height), float(width)])
+            with torch.no_grad():
+                want = FrameNetwork(model)(image, size)
+            got = OnnxQueryInstVIS(path).run_network(image, (height, width))
+            for name, a, b in zip(("cls_logits", "boxes", "mask_logits", "embeddings"), got, want):
+                print(f"  {name:<12} max |onnxruntime - pytorch| = {float((a - b).abs().max()):.2e} "
+                      f"(max |pytorch| {float(b.abs().max()):.2e})")
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"error: {error_message(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
