@@ -17,7 +17,7 @@ RoIAlign: torchvision's ONNX symbolic turns ``roi_align(aligned=True)`` into Roi
 ``multilevel_roi_align`` (``nonzero`` + ``index_copy_`` per level, skipped when empty) would be frozen by
 tracing, so ``pool_static`` pools every RoI at every level and keeps each RoI's own level with ``where``:
 a static graph with the same values (RoIAlign computes each RoI on its own), at 4x the RoIAlign work,
-which is small next to the heads. The lazy P2 of ``QueryInst.run_stages`` is not used in the graph.
+which is small next to the heads. The lazy P2/P3 of ``QueryInst.run_stages`` are not used in the graph.
 """
 from __future__ import annotations
 
@@ -138,9 +138,9 @@ def export_onnx(model: QueryInstVIS, path: str | os.PathLike, height: int, width
 
 def export_torchscript(model: QueryInstVIS, path: str | os.PathLike, height: int, width: int) -> str:
     """Write ``torch.jit.trace(FrameNetwork(model))`` to ``path`` (same inputs and outputs as the ONNX
-    graph; any padded size runs). ``torch.jit.script`` does not apply to this code base: it rejects the
-    first annotation it does not know (``tuple[int, ...]``, ``Tensor | LazyLevel``) and the dataclass
-    stage outputs. Returns the path."""
+    graph; any padded size runs). ``torch.jit.script`` does not take the model as written (the FPN's
+    ``tuple[int, ...]`` / ``Tensor | LazyLevel`` annotations, DynamicConv's box-head-only attributes).
+    Returns the path."""
     path = os.fspath(path)
     with _tracing():
         traced = torch.jit.trace(FrameNetwork(model).eval(), _example(height, width), check_trace=False)

@@ -48,6 +48,7 @@ def model_files(tmp_path_factory) -> tuple[Path, Path]:
     return config, weights
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # --torchscript: TorchScript is deprecated in PyTorch 2.x
 def test_export_tool_writes_a_loadable_model_with_metadata(model_files, tmp_path, capsys):
     config, weights = model_files
     out = tmp_path / "tiny.onnx"

@@ -123,6 +123,7 @@ def test_settings_travel_in_the_file_and_can_be_overridden(exported, tmp_path):
         OnnxQueryInstVIS(tmp_path / "missing.onnx")
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # TorchScript is deprecated in PyTorch 2.x (it says so)
 def test_torchscript_trace_matches_pytorch(tmp_path):
     model = _tiny_model()
     path = export_torchscript(model, tmp_path / "tiny.pt", 96, 128)
