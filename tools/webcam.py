@@ -32,6 +32,7 @@ import numpy as np
 from queryinst.image.engine import error_message
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.capture import LatestFrameGrabber, LiveRecorder
+from queryinst.vis.export import onnx_runtime_model
 from queryinst.vis.config import VisConfig
 from queryinst.vis.inference import track_frames
 from queryinst.vis.model import QueryInstVIS
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-size", type=int, default=0, help="downscale frames whose long side is larger")
     parser.add_argument("--score-thr", type=float, default=None, help="detections scoring less are not tracked")
     parser.add_argument("--trails", action="store_true", help="draw the recent path of every track")
+    parser.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
+                        help="run the network in PyTorch or in ONNX Runtime on the CPU (exported at start)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame that end the demo")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser
@@ -193,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         recorder = LiveRecorder(args.record) if args.record else None  # checks the suffix early
         cfg, model, names, _ = load_tracking_model(args.config, args.weights, args.overrides, args.device,
                                                    args.score_thr, REPO_ROOT)
+        if args.backend == "onnxruntime":
+            model = onnx_runtime_model(model)
         grabber = LatestFrameGrabber(args.source, max_size=args.max_size)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {error_message(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
