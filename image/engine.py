@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from . import distributed as dist
+from .atomic import write_json_atomic
 from .build import build_queryinst
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, save_config
@@ -117,11 +118,8 @@ def error_message(error: BaseException) -> str:
 
 
 def write_json(path: str, data: Any) -> None:
-    """Write ``data`` as indented JSON atomically (temp file, then ``os.replace``)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    """Write ``data`` as indented JSON atomically (``image/atomic.py``)."""
+    write_json_atomic(data, path, indent=1)
 
 
 # --------------------------------------------------------------------------------------------------

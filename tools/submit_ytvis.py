@@ -12,14 +12,13 @@ keeps the plain JSON (for tools/eval_ytvis.py on a split with labels).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 
 from queryinst.image.engine import error_message, select_device
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.build import load_vis_model
+from queryinst.image.atomic import write_json_atomic
 from queryinst.image.config import load_config
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.ytvis import YTVISDataset
@@ -50,10 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         videos = [{"id": v.id, "length": v.length, "height": v.height, "width": v.width} for v in split.videos]
         validate_results(records, videos, split.cat_ids)
         if args.results_json:
-            tmp = f"{args.results_json}.tmp"
-            with open(tmp, "w") as f:
-                json.dump(records, f)
-            os.replace(tmp, args.results_json)
+            write_json_atomic(records, args.results_json)
         path = write_results_zip(records, args.out)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {error_message(e)}", file=sys.stderr)

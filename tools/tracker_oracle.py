@@ -9,10 +9,9 @@ detections (vis/oracle.py) through the tracker, aggregation and results writer, 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 
+from queryinst.image.atomic import write_json_atomic
 from queryinst.image.engine import error_message
 from queryinst.vis.data.ytvis import YTVISDataset
 from queryinst.vis.eval.ytvis_eval import load_ytvis_gt
@@ -37,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['mode']:<12} {r['embeddings']:<10} {r['AP']:6.3f} {r['AP50']:6.3f} {r['AP75']:6.3f} "
               f"{r['AR1']:6.3f} {r['AR10']:6.3f}")
     if args.json_out:
-        with open(f"{args.json_out}.tmp", "w") as f:
-            json.dump(rows, f, indent=1)
-        os.replace(f"{args.json_out}.tmp", args.json_out)
+        write_json_atomic(rows, args.json_out, indent=1)
     return 0
 
 

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..image.atomic import write_json_atomic  # re-exported: tools import it from here
 from .video_io import natural_key
 
 logger = logging.getLogger(__name__)
@@ -99,18 +100,6 @@ def _read_json(path: Path) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
-
-def write_json_atomic(data: Any, path: str | os.PathLike) -> Path:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _require(entry: Any, keys: tuple[str, ...], what: str, where: str) -> None:

@@ -6,7 +6,6 @@ the real online path (``vis/inference.predict_split``) and the YouTube-VIS evalu
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any
@@ -14,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..image.engine import TrainingTask, write_json
+from ..image.atomic import write_json_atomic
+from ..image.engine import TrainingTask
 from ..tracking.tracker import OnlineTracker
 from .build import build_queryinst_vis
 from .config import VisConfig
@@ -44,10 +44,7 @@ def evaluate_video_split(model: nn.Module, cfg: VisConfig, split: YTVISDataset, 
         model.train(was_training)
     metrics = evaluate_ytvis(gt, records)
     if out_dir:
-        path = os.path.join(out_dir, f"results_{tag}.json")
-        with open(f"{path}.tmp", "w") as f:
-            json.dump(records, f)
-        os.replace(f"{path}.tmp", path)
+        write_json_atomic(records, os.path.join(out_dir, f"results_{tag}.json"))
     logger.info("%s: video AP %.4f AP50 %.4f AR10 %.4f (%d tracks)", tag, metrics["AP"], metrics["AP50"],
                 metrics["AR10"], len(records))
     return metrics
@@ -76,4 +73,4 @@ def build_vis_task(cfg: VisConfig) -> TrainingTask:
                         extra={"class_names": list(train_split.class_names), "cat_ids": list(train_split.cat_ids)})
 
 
-__all__ = ["build_vis_task", "evaluate_video_split", "write_json"]
+__all__ = ["build_vis_task", "evaluate_video_split"]

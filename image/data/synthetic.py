@@ -14,7 +14,6 @@ from the mask the annotation decodes to.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import write_json_atomic
 from .shapes import (
     SHAPE_KINDS,
     ShapeLayer,
@@ -62,10 +62,8 @@ def write_image(path: Path, rgb: np.ndarray, jpeg_quality: int = 90) -> None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temp file beside the target, then os.replace); compact, stable bytes."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")))
-    os.replace(tmp, path)
+    """Write JSON atomically with compact, stable bytes (``image/atomic.py``)."""
+    write_json_atomic(data, path)
 
 
 @contextmanager
