@@ -56,6 +56,15 @@ class ModelConfig:
     max_detections: int = 0
     mask_threshold: float = 0.5  # mmdetection test_cfg mask_thr_binary
 
+    def __post_init__(self) -> None:
+        # The queries read RoI features of the FPN's width directly (DynamicConv in_channels = the query
+        # width; mmdetection ties both to 256), and the attention splits the width over the heads.
+        if self.hidden_dim != self.fpn_channels:
+            raise ValueError(f"hidden_dim ({self.hidden_dim}) must equal fpn_channels ({self.fpn_channels}): "
+                             "the queries read RoI features of the FPN's width")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads ({self.num_heads})")
+
 
 @dataclass
 class LossConfig:
