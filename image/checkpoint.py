@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .config import config_to_dict
+from .fuse import is_folded
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ def save_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
         cfg: the resolved config dataclass.
         extra: further plain data stored under ``"extra"``.
     """
+    if is_folded(unwrap(model)):  # image/fuse.py: other keys, no BatchNorm statistics
+        raise RuntimeError(f"{path}: refusing to checkpoint a model whose BatchNorms were folded for inference")
     state = {
         "format": FORMAT,
         "version": VERSION,

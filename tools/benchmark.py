@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from queryinst.vis.benchmark import SECTIONS, BenchmarkSettings, format_report, run_benchmark
+from queryinst.vis.benchmark import SECTIONS, BenchmarkSettings, run_benchmark
+from queryinst.vis.benchmark_report import format_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import Config, load_config
 from queryinst.image.data import ResizeShortSide, load_coco_json, read_image
 from queryinst.image.engine import error_message, select_device
+from queryinst.image.fuse import fold_batchnorm
 from queryinst.image.types import Predictions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         model = build_queryinst(cfg)
         state = load_checkpoint(args.weights, model, cfg=cfg, map_location="cpu")
         model.to(device).eval()
+        fold_batchnorm(model)  # inference only (image/fuse.py)
         names = _class_names(state["extra"], cfg)
         resize = ResizeShortSide((cfg.data.test_min_size,), cfg.data.test_max_size)
         os.makedirs(args.output, exist_ok=True)

@@ -30,8 +30,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from torch import nn
 
 from ..image.build import build_queryinst
 from ..image.config import Config, load_config
+from ..image.fuse import fold_batchnorm, folded_copy
 from ..image.lazy_level import LazyLevel
 from ..image.model import QueryInst
 from ..image.postprocess import paste_masks
@@ -51,6 +52,7 @@ from .eval.ytvis_benchmark import make_benchmark_case
 from .eval.ytvis_eval import evaluate_ytvis
 from .inference import frame_to_tensor, track_frames
 from .model import select_detections
+from .benchmark_report import targets
 from .timing import machine_info, stats_ms, time_interleaved, top_operators
 
 logger = logging.getLogger(__name__)
@@ -123,20 +125,27 @@ def plausible_boxes(detector: QueryInst, height: int, width: int, seed: int = 0)
         nn.init.zeros_(stage.box_head.box_deltas.bias)
 
 
-def benchmark_vis_model(cfg: VisConfig, height: int, width: int, seed: int = 0) -> nn.Module:
-    """Random-weight QueryInst-VIS in eval mode for timing: plausible boxes, every query detected."""
+def benchmark_vis_model(cfg: VisConfig, height: int, width: int, seed: int = 0, fold: bool = True) -> nn.Module:
+    """Random-weight QueryInst-VIS in eval mode for timing: plausible boxes, every query detected, BatchNorm
+    folded as the inference loaders do (``fold=False``: as built)."""
     torch.manual_seed(seed)
     cfg.model.init_from = ""
     model = build_queryinst_vis(cfg).eval()
     plausible_boxes(model.detector, height, width, seed)
     model.score_threshold = 0.0
+    if fold:
+        fold_batchnorm(model)
     return model
 
 
-def _floor_backbone(name: str) -> nn.Module:
+def _floor_backbone(name: str, fold: bool = False) -> nn.Module:
+    """torchvision's R50-FPN as it ships (FrozenBatchNorm2d), or with those folded into the convs."""
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
-    return resnet_fpn_backbone(backbone_name=name, weights=None).eval()
+    floor = resnet_fpn_backbone(backbone_name=name, weights=None).eval()
+    if fold:
+        fold_batchnorm(floor)
+    return floor
 
 
 def _image(height: int, width: int, seed: int) -> np.ndarray:
@@ -175,12 +184,13 @@ def bench_vis(s: BenchmarkSettings) -> dict[str, Any]:
     cfg = VisConfig()
     cfg.model.backbone, cfg.model.num_proposals, cfg.model.num_classes = s.backbone, s.vis_queries, s.vis_classes
     model = benchmark_vis_model(cfg, h, w, s.seed)
+    unfolded = benchmark_vis_model(cfg, h, w, s.seed, fold=False)
     det = model.detector
     frame = _image(h, w, s.seed)
     image = frame_to_tensor(frame, h, max(h, w))
     batch = det.preprocess([image])
     padded = tuple(batch.tensors.shape[-2:])
-    floor = _floor_backbone(s.backbone)
+    floor, floor_folded = _floor_backbone(s.backbone), _floor_backbone(s.backbone, fold=True)
     with torch.no_grad():
         feats = det.backbone(batch.tensors)
         raw = det.run_heads(feats, batch.image_sizes, padded)
@@ -199,6 +209,7 @@ def bench_vis(s: BenchmarkSettings) -> dict[str, Any]:
 
     cases: dict[str, Callable[[], Any]] = {
         "floor_backbone": lambda: floor(batch.tensors),
+        "floor_backbone_folded": lambda: floor_folded(batch.tensors),
         "backbone": lambda: det.backbone(batch.tensors),
         "backbone_lazy": lambda: det.backbone(batch.tensors, det.lazy_levels),
         "stages": lambda: det.run_heads(feats, batch.image_sizes, padded),
@@ -207,6 +218,7 @@ def bench_vis(s: BenchmarkSettings) -> dict[str, Any]:
         "tracker": lambda: tracker.update(tracker_input),
         "detect": lambda: model.detect([image]),
         "detect_all_levels": lambda: _detect_all_levels(model, image),
+        "detect_unfolded": lambda: unfolded.detect([image]),
         "frame": _loop_case(model, TrackerConfig(), frame, h, max(h, w)),
     }
     onnx = _onnx_model(model) if s.onnx else None
@@ -218,6 +230,8 @@ def bench_vis(s: BenchmarkSettings) -> dict[str, Any]:
     med = {k: v["median_ms"] for k, v in timings.items()}
     heads = med["stages"] + med["mask_head_paste"] + med["track_head"] + med["tracker"]
     ratios = {"frame/floor": med["frame"] / med["floor_backbone"], "detect/floor": med["detect"] / med["floor_backbone"],
+              "frame/floor_folded": med["frame"] / med["floor_backbone_folded"],
+              "detect_unfolded/floor": med["detect_unfolded"] / med["floor_backbone"],
               "detect_all_levels/floor": med["detect_all_levels"] / med["floor_backbone"],
               "backbone/floor": med["backbone"] / med["floor_backbone"],
               "(backbone+stages+mask+track+tracker)/floor": (med["backbone"] + heads) / med["floor_backbone"]}
@@ -261,11 +275,14 @@ def bench_image(s: BenchmarkSettings) -> dict[str, Any]:
     cfg = Config()
     cfg.model.backbone, cfg.model.num_proposals, cfg.model.num_classes = s.backbone, s.image_queries, s.image_classes
     torch.manual_seed(s.seed)
-    model = build_queryinst(cfg).eval()
-    plausible_boxes(model, h, w, s.seed)
+    unfolded = build_queryinst(cfg).eval()
+    plausible_boxes(unfolded, h, w, s.seed)
+    model = folded_copy(unfolded)
     # Mask R-CNN's transform resizes to min_size/max_size: set them to the input so that it does not.
+    torch.manual_seed(s.seed)
     mask_rcnn = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, box_score_thresh=0.0,
                                       box_detections_per_img=100, min_size=h, max_size=max(h, w)).eval()
+    mask_rcnn_folded = folded_copy(mask_rcnn)
     floor = _floor_backbone(s.backbone)
     image = torch.from_numpy(_image(h, w, s.seed)).permute(2, 0, 1).float().div(255.0)
     padded = model.preprocess([image]).tensors
@@ -273,12 +290,15 @@ def bench_image(s: BenchmarkSettings) -> dict[str, Any]:
         ours = model([image])[0]
         theirs = mask_rcnn([image])[0]
         cases = {"floor_backbone": lambda: floor(padded), "queryinst": lambda: model([image]),
-                 "mask_rcnn": lambda: mask_rcnn([image])}
+                 "queryinst_unfolded": lambda: unfolded([image]), "mask_rcnn": lambda: mask_rcnn([image]),
+                 "mask_rcnn_folded": lambda: mask_rcnn_folded([image])}
         timings, loads = time_interleaved(cases, s.repeats, s.warmup)
         profile = top_operators(cases["queryinst"], calls=1) if s.repeats > 1 else []
     med = {k: v["median_ms"] for k, v in timings.items()}
     return {"input": [h, w], "queries": s.image_queries, "cases": timings, "load_1min": loads,
             "ratios": {"queryinst/mask_rcnn": med["queryinst"] / med["mask_rcnn"],
+                       "queryinst/mask_rcnn_folded": med["queryinst"] / med["mask_rcnn_folded"],
+                       "queryinst_unfolded/mask_rcnn": med["queryinst_unfolded"] / med["mask_rcnn"],
                        "queryinst/floor": med["queryinst"] / med["floor_backbone"],
                        "mask_rcnn/floor": med["mask_rcnn"] / med["floor_backbone"]},
             "detections": {"queryinst": len(ours.scores), "queryinst_unique_queries": int(ours.query_indices.unique().numel()),
@@ -398,47 +418,6 @@ _RUNNERS = {"vis": bench_vis, "image": bench_image, "tracker": bench_tracker, "e
             "realtime": bench_realtime, "decode": bench_decode}
 
 
-@dataclass
-class Target:
-    """A speed goal: ``value`` (measured) against ``limit``; ``met`` when on the right side of it."""
-
-    name: str
-    value: float
-    limit: float
-    unit: str
-    higher_is_better: bool = False
-    met: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.met = self.value >= self.limit if self.higher_is_better else self.value <= self.limit
-
-
-def targets(sections: Mapping[str, Any]) -> list[Target]:
-    """The issue's five targets (docs/benchmarks.md), for the sections that were run."""
-    out = []
-    if "vis" in sections:
-        out.append(Target("(1) QueryInst-VIS frame (incl. track head, tracker) / R50-FPN floor",
-                          sections["vis"]["ratios"]["frame/floor"], 1.20, "x"))
-    if "image" in sections:
-        out.append(Target(f"(2) image QueryInst {sections['image']['queries']}q / Mask R-CNN",
-                          sections["image"]["ratios"]["queryinst/mask_rcnn"], 0.65, "x"))
-    if "tracker" in sections:
-        tr = sections["tracker"]
-        out.append(Target(f"(3) tracker, hungarian, {tr['dets']} dets x {tr['tracks']} tracks",
-                          tr["hungarian"]["median_ms"], 1.0, "ms"))
-    if "eval" in sections:
-        ev = sections["eval"]
-        out.append(Target(f"(4) evaluate_ytvis {ev['videos']} videos x {ev['preds_per_video']} preds",
-                          sections["eval"]["cases"]["evaluate_ytvis"]["median_ms"] / 1e3, 0.7, "s"))
-    if "realtime" in sections:
-        for key, entry in sections["realtime"].items():
-            for case, backend in (("frame_fps", "PyTorch"), ("onnx_frame_fps", "ONNX Runtime")):
-                if isinstance(entry, dict) and case in entry:
-                    out.append(Target(f"(5) MobileNetV3 config whole loop at {key}, {backend}", entry[case], 10.0,
-                                      "frames/s", higher_is_better=True))
-    return out
-
-
 def run_benchmark(settings: BenchmarkSettings, command: str = "") -> dict[str, Any]:
     """Run the chosen sections in order; returns the JSON-ready report (machine, settings, results)."""
     unknown = set(settings.sections) - set(_RUNNERS)
@@ -455,60 +434,3 @@ def run_benchmark(settings: BenchmarkSettings, command: str = "") -> dict[str, A
     report["load_average_end"] = list(os.getloadavg())
     report["targets"] = [asdict(t) for t in targets(report["sections"])]
     return report
-
-
-def format_report(report: Mapping[str, Any]) -> str:
-    """Human-readable tables of a ``run_benchmark`` report."""
-    m = report["machine"]
-    lines = [f"date {report['date']}  cpu {m['cpu']} ({m['usable_cores']} usable cores, {m['cpu_capability']})",
-             f"torch {m['torch']}  torchvision {m['torchvision']}  onnxruntime {m['onnxruntime']}  "
-             f"threads {m['torch_threads']}  env {m['env']}",
-             f"load average start {_fmt_load(report['load_average_start'])}  "
-             f"end {_fmt_load(report.get('load_average_end', []))}"]
-    for name, sec in report["sections"].items():
-        lines.append(f"\n[{name}]  " + "  ".join(f"{k}={v}" for k, v in sec.items() if isinstance(v, (int, str, list))
-                                                  and k != "load_1min" and not k.startswith("profile_")))
-        for case, st in _case_rows(sec):
-            lines.append(f"  {case:<34} median {st['median_ms']:10.2f} ms   p25-p75 {st['p25_ms']:9.2f}-"
-                         f"{st['p75_ms']:9.2f}   min {st['min_ms']:9.2f}   n={st['n']}")
-        for key, value in _number_rows(sec):
-            lines.append(f"  {key:<44} {value:8.3f}")
-        if sec.get("load_1min"):
-            lines.append(f"  load (1 min) per round: {min(sec['load_1min']):.2f}-{max(sec['load_1min']):.2f}")
-        for key in (k for k in sec if k.startswith("profile_")):
-            for op in sec[key][:8]:
-                lines.append(f"  {key[8:]} top op {op['name']:<32} {op['self_ms']:9.2f} ms/call {100 * op['share']:5.1f}%")
-    lines.append("\ntargets")
-    for t in report["targets"]:
-        side = ">=" if t["higher_is_better"] else "<="
-        lines.append(f"  {'MET ' if t['met'] else 'MISS'} {t['name']:<66} {t['value']:9.3f} {t['unit']} "
-                     f"(target {side} {t['limit']})")
-    return "\n".join(lines)
-
-
-def _fmt_load(load: list[float]) -> str:
-    return " ".join(f"{x:.2f}" for x in load)
-
-
-def _case_rows(sec: Mapping[str, Any], prefix: str = "") -> list[tuple[str, dict]]:
-    rows = []
-    for key, value in sec.items():
-        if key == "cases":
-            rows += [(prefix + c, st) for c, st in value.items()]
-        elif isinstance(value, dict) and "median_ms" in value:
-            rows.append((prefix + key, value))
-        elif isinstance(value, dict) and key not in ("ratios", "detections"):
-            rows += _case_rows(value, prefix=f"{prefix}{key} ")
-    return rows
-
-
-def _number_rows(sec: Mapping[str, Any], prefix: str = "") -> list[tuple[str, float]]:
-    rows = []
-    for key, value in sec.items():
-        if key == "ratios":
-            rows += [(f"{prefix}ratio {k}", v) for k, v in value.items()]
-        elif key.endswith("_fps") and isinstance(value, float):
-            rows.append((f"{prefix}{key}", value))
-        elif isinstance(value, dict) and key not in ("cases",) and "median_ms" not in value:
-            rows += _number_rows(value, prefix=f"{prefix}{key} ")
-    return rows

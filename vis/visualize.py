@@ -24,6 +24,7 @@ from pycocotools import mask as mask_utils
 from ..image.checkpoint import load_checkpoint
 from ..image.config import load_config
 from ..image.engine import select_device
+from ..image.fuse import fold_batchnorm
 from .build import build_queryinst_vis
 from .config import VisConfig
 from .inference import FrameResult
@@ -93,7 +94,9 @@ def load_tracking_model(config: str | None, weights: str | None, overrides: Sequ
     cat_ids = extra.get("cat_ids")
     if not (isinstance(cat_ids, (list, tuple)) and len(cat_ids) == cfg.model.num_classes):
         cat_ids = range(1, cfg.model.num_classes + 1)
-    return cfg, model.to(device).eval(), names, [int(c) for c in cat_ids]
+    model.eval()
+    fold_batchnorm(model)  # inference only (image/fuse.py)
+    return cfg, model.to(device), names, [int(c) for c in cat_ids]
 
 
 def _text_scale(height: int, width: int) -> tuple[float, int]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from queryinst.vis.benchmark import (SECTIONS, BenchmarkSettings, format_report, run_benchmark, spread_boxes,
-                                     time_interleaved)
+from queryinst.vis.benchmark import SECTIONS, BenchmarkSettings, run_benchmark, spread_boxes, time_interleaved
+from queryinst.vis.benchmark_report import format_report
 
 REPO = Path(__file__).resolve().parents[2]
 
