@@ -4,8 +4,16 @@ Each box goes to level floor(log2(sqrt(w*h) / finest_scale + 1e-6)), clamped to 
 (mmdetection ``SingleRoIExtractor``, finest_scale=56), and is pooled with
 ``torchvision.ops.roi_align(aligned=True, sampling_ratio=2)``. torchvision's MultiScaleRoIAlign
 assigns levels the same way but pools with aligned=False, which is why it is not used here.
+
+torchvision's CPU RoIAlign kernel runs on one thread. In CPU inference with more than one torch thread,
+a level's RoIs are split into as many chunks and pooled concurrently (the op releases the GIL); every
+RoI is still pooled by the same kernel from the same map, so the output is bit-identical
+(tests/image/test_roi_pooler.py). Measured here: 200 RoIs from a 200x336 P2, 59 -> 38 ms with 2 threads.
 """
 from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -47,10 +55,40 @@ def multilevel_roi_align(
             continue
         if isinstance(feat, LazyLevel):
             feat = feat.for_rois(rois[idx], stride)
-        pooled = roi_align(feat, rois[idx], output_size, spatial_scale=1.0 / stride,
-                           sampling_ratio=sampling_ratio, aligned=True)
+        pooled = _roi_align(feat, rois[idx], output_size, 1.0 / stride, sampling_ratio)
         out.index_copy_(0, idx, pooled.to(out.dtype))
     return out
+
+
+MIN_ROIS_PER_THREAD = 4  # below this a thread hand-off costs more than it saves
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roi_align")
+        return _pool
+
+
+def _roi_align(feat: Tensor, rois: Tensor, output_size: int, scale: float, sampling_ratio: int) -> Tensor:
+    """``roi_align(aligned=True)``; split over the torch threads in CPU inference (see the module note).
+    Training (autograd), tracing/export and CUDA take the plain single call."""
+    chunks = min(torch.get_num_threads(), len(rois) // MIN_ROIS_PER_THREAD)
+    if (chunks < 2 or feat.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_tracing()
+            or torch.jit.is_scripting()):
+        return roi_align(feat, rois, output_size, spatial_scale=scale, sampling_ratio=sampling_ratio, aligned=True)
+    parts = rois.tensor_split(chunks)
+
+    def pool(part: Tensor) -> Tensor:
+        return roi_align(feat, part, output_size, spatial_scale=scale, sampling_ratio=sampling_ratio, aligned=True)
+
+    # the calling thread pools the first chunk itself while the helpers pool the others
+    futures = [_executor(chunks - 1).submit(pool, part) for part in parts[1:]]
+    first = pool(parts[0])
+    return torch.cat([first] + [f.result() for f in futures])
 
 
 def boxes_to_rois(boxes: Tensor) -> Tensor:

@@ -39,3 +39,33 @@ def test_inverted_box_is_pooled_from_no_level():
     feats = [torch.ones(1, 2, 16, 16), torch.ones(1, 2, 8, 8), torch.ones(1, 2, 4, 4), torch.ones(1, 2, 2, 2)]
     out = multilevel_roi_align(feats, boxes_to_rois(boxes[None]), 7, (4, 8, 16, 32))
     assert not out[0].any() and out[1].all()
+
+
+def test_inference_pooling_split_over_threads_is_bit_identical(monkeypatch):
+    import queryinst.image.roi_pooler as pooler
+
+    g = torch.Generator().manual_seed(3)
+    feats = [torch.randn(2, 16, 96 // s, 128 // s, generator=g) for s in (1, 2, 4, 8)]
+    xy = torch.rand(2, 40, 2, generator=g) * torch.tensor([480.0, 360.0])
+    boxes = torch.cat([xy, xy + torch.rand(2, 40, 2, generator=g) * 150 + 4], -1)  # every level, some past the border
+    rois = boxes_to_rois(boxes)
+    calls = []
+    real = pooler.roi_align
+    monkeypatch.setattr(pooler, "roi_align", lambda feat, r, *a, **k: calls.append(len(r)) or real(feat, r, *a, **k))
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            want = multilevel_roi_align(feats, rois, 7, (4, 8, 16, 32))
+        single = list(calls)
+        calls.clear()
+        torch.set_num_threads(3)
+        with torch.no_grad():
+            got = multilevel_roi_align(feats, rois, 7, (4, 8, 16, 32))
+        with torch.enable_grad():  # autograd keeps the plain single call per level
+            graded = multilevel_roi_align([f.requires_grad_() for f in feats], rois, 7, (4, 8, 16, 32))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(got, want) and torch.equal(graded.detach(), want)
+    assert len(calls) > 2 * len(single)  # the split path ran: more, smaller calls
+    assert max(calls[: len(calls) - len(single)]) < max(single)
