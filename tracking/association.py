@@ -48,6 +48,20 @@ def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+def suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy class-agnostic NMS: indices (ascending) of the detections kept when every kept detection,
+    in decreasing score order (ties: lower index first), removes the later ones whose box IoU with it
+    exceeds ``iou_threshold``."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    iou = box_iou(boxes, boxes)
+    keep = np.ones(len(order), dtype=bool)
+    for rank, i in enumerate(order):
+        if keep[i]:
+            later = order[rank + 1:]
+            keep[later[iou[i, later] > iou_threshold]] = False
+    return np.flatnonzero(keep)
+
+
 def _dot_products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """out[i, j] = a_i · b_j for [N, D] and [M, D] inputs, into ``out`` [N, M].
 

@@ -40,6 +40,12 @@ class TrackerConfig:
         would get); > 0 favours new tracks, < 0 favours matches.
     embedding_momentum: hungarian mode only; matched track embedding becomes
         ``momentum * old + (1 - momentum) * new``. 0.0 replaces it, as MaskTrack R-CNN does.
+    duplicate_iou: a detection whose box IoU with a higher-scoring detection of the same frame exceeds
+        this is removed before association (greedy, class-agnostic, like NMS). 1.0 (default) keeps every
+        detection: QueryInst's inference has no NMS (paper Sec. 3; set prediction), MaskTrack R-CNN's
+        detector applies its own. A set-prediction detector trained briefly still emits near-identical
+        duplicates (two queries on one object at similar scores), and each would open a track; the
+        shipped demo config uses 0.7.
     """
 
     mode: str = "hungarian"
@@ -49,6 +55,7 @@ class TrackerConfig:
     label_from_history: bool = True  # majority vote, as the per-video aggregation (DESIGN §3)
     new_track_bias: float = 0.0  # 0: MaskTrack's own new-vs-match decision rule
     embedding_momentum: float = 0.0  # 0: replace, as MaskTrack R-CNN's memory update
+    duplicate_iou: float = 1.0  # 1.0: no duplicate removal (QueryInst inference has no NMS)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -62,6 +69,8 @@ class TrackerConfig:
             raise ValueError(f"TrackerConfig.max_unseen must be >= 0, got {self.max_unseen}")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"TrackerConfig.min_score must be in [0, 1], got {self.min_score}")
+        if not 0.0 < self.duplicate_iou <= 1.0:
+            raise ValueError(f"TrackerConfig.duplicate_iou must be in (0, 1], got {self.duplicate_iou}")
         if not 0.0 <= self.embedding_momentum < 1.0:
             raise ValueError(
                 f"TrackerConfig.embedding_momentum must be in [0, 1), got {self.embedding_momentum}"

@@ -18,7 +18,8 @@ import logging
 
 import numpy as np
 
-from .association import DROPPED, NEW, association_scores, hungarian_assign, masktrack_assign
+from .association import (DROPPED, NEW, association_scores, hungarian_assign, masktrack_assign,
+                          suppress_duplicates)
 from .config import TrackerConfig
 from .memory import Track, TrackMemory
 from .types import Detections, TrackedDetections, select_masks
@@ -91,6 +92,10 @@ class OnlineTracker:
         if cfg.min_score > 0.0:
             det_indices = np.flatnonzero(dets.scores >= cfg.min_score)
             dets = dets.select(det_indices)
+        if cfg.duplicate_iou < 1.0 and len(dets) > 1:
+            keep = suppress_duplicates(dets.boxes, dets.scores, cfg.duplicate_iou)
+            det_indices = det_indices[keep]
+            dets = dets.select(keep)
 
         hungarian = cfg.mode == "hungarian"
         if hungarian and len(memory):

@@ -141,3 +141,20 @@ def test_hungarian_assign_is_optimal_and_one_to_one(seed: int) -> None:
     assert len(tracks) == len(set(tracks.tolist()))
     assert np.all(a >= 0)
     np.testing.assert_allclose(s[np.arange(3), a].sum(), _brute_force_best(s))
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
+def test_suppress_duplicates_equals_torchvision_nms(threshold: float) -> None:
+    import torch
+    from torchvision.ops import nms
+
+    from queryinst.tracking.association import suppress_duplicates
+
+    rng = np.random.default_rng(int(threshold * 10))
+    for _ in range(20):
+        n = int(rng.integers(1, 30))
+        xy = rng.uniform(0, 100, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (n, 2))], 1)
+        scores = rng.permutation(n) / n + 0.01  # distinct scores: nms' order among ties is unspecified
+        want = sorted(nms(torch.from_numpy(boxes), torch.from_numpy(scores), threshold).tolist())
+        assert suppress_duplicates(boxes, scores, threshold).tolist() == want

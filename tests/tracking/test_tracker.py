@@ -256,6 +256,19 @@ def test_min_score_filters_and_reports_indices() -> None:
     assert out.det_indices.tolist() == [1] and out.track_ids.tolist() == [1] and out.masks == ["hi"]
 
 
+@BOTH_MODES
+def test_duplicate_detections_open_one_track_when_suppressed(mode: str) -> None:
+    # two queries on one object (IoU 0.82) plus a second object; with min_score the indices compose
+    dup = [1.0, 0.0, 11.0, 10.0]
+    objs = ((box_at(0), 0.4, 0, emb(0)), (box_at(50), 0.8, 1, emb(1)), (dup, 0.6, 2, emb(2)),
+            (box_at(80), 0.1, 0, emb(3)))
+    kept = tracker(mode, duplicate_iou=0.7, min_score=0.2).update(frame(*objs, masks=["a", "b", "c", "d"]))
+    assert kept.det_indices.tolist() == [1, 2] and kept.track_ids.tolist() == [1, 2] and kept.masks == ["b", "c"]
+    everything = tracker(mode).update(frame(*objs))  # default 1.0: no detection removed
+    assert everything.det_indices.tolist() == [0, 1, 2, 3]
+    assert tracker(mode, duplicate_iou=0.9).update(frame(*objs)).det_indices.tolist() == [0, 1, 2, 3]
+
+
 def test_input_errors() -> None:
     t = tracker()
     t.update(frame((box_at(0), 0.9, 0, emb(0))), frame_index=3)
@@ -267,6 +280,9 @@ def test_input_errors() -> None:
         t.update({"boxes": []})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="mode"):
         TrackerConfig(mode="sort")
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="duplicate_iou"):
+            TrackerConfig(duplicate_iou=bad)
 
 
 def test_tracks_is_a_snapshot() -> None:
