@@ -241,14 +241,14 @@ def test_good_and_bad_inputs_together(tmp_path, model_files, synthetic_frames, c
 def test_checkpoint_of_another_config_exits_2(tmp_path, model_files, synthetic_frames, capsys):
     other_dir = tmp_path / "other"
     other_dir.mkdir()
-    _, other_weights = tiny_model(other_dir, hidden_dim=16)
+    _, other_weights = tiny_model(other_dir, dynamic_dim=4)
     clip = write_video(tmp_path / "clip.avi", synthetic_frames[:2])
     out = tmp_path / "out"
     capsys.readouterr()
     status = _main("--input", clip, "--output", out, "--config", model_files[0], "--weights", other_weights)
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1
-    assert "tiny.pth" in err[0] and "another config" in err[0] and "hidden_dim" in err[0]
+    assert "tiny.pth" in err[0] and "another config" in err[0] and "dynamic_dim" in err[0]
     assert not out.exists()
 
 
