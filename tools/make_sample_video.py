@@ -12,7 +12,7 @@ import tempfile
 
 from queryinst.vis.data.synthetic import VideoSceneOptions, make_ytvis_dataset
 from queryinst.vis.data.ytvis import YTVISDataset, load_frame
-from queryinst.vis.video_io import VideoWriter
+from queryinst.vis.video_writer import VideoWriter
 
 
 def make_sample_dataset(folder: str, frames: int = 72, height: int = 192, width: int = 320, speed: float = 0.04,

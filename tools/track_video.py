@@ -46,7 +46,8 @@ from queryinst.vis.config import VisConfig
 from queryinst.vis.export import onnx_runtime_model
 from queryinst.vis.inference import FrameResult, VideoTrackAccumulator, track_frames
 from queryinst.vis.model import QueryInstVIS
-from queryinst.vis.video_io import Frame, FrameSource, VideoWriter, open_frames
+from queryinst.vis.video_io import Frame, FrameSource, open_frames
+from queryinst.vis.video_writer import VideoWriter
 from queryinst.vis.visualize import (
     DEMO_CONFIG,
     DEMO_WEIGHTS,

@@ -3,8 +3,8 @@
 ``LatestFrameGrabber`` reads a camera, a stream URL or a video file (paced at its frame rate, a stand-in
 camera) on a thread that keeps only the newest frame; ``webcam_frames`` wraps it as an iterator. When the
 consumer is slower than the source, stale frames are dropped and counted. ``LiveRecorder`` writes such a
-stream to a video file (atomically, through ``video_io.VideoWriter``) at a frame rate measured while it
-runs. Decoding files and writing videos live in ``video_io.py``.
+stream to a video file (atomically, through ``video_writer.VideoWriter``) at a frame rate measured while it
+runs. Decoding files is in ``video_io.py``, writing videos in ``video_writer.py``.
 """
 from __future__ import annotations
 
@@ -18,18 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .video_io import (
-    DEFAULT_FPS,
-    FOURCC_BY_SUFFIX,
-    Frame,
-    FrameSource,
-    VideoWriter,
-    _one_line,
-    _silent_opencv,
-    fit_size,
-    open_frames,
-    to_rgb_uint8,
-)
+from .video_io import (DEFAULT_FPS, Frame, FrameSource, _one_line, _silent_opencv, fit_size, open_frames,
+                       to_rgb_uint8)
+from .video_writer import FOURCC_BY_SUFFIX, VideoWriter
 
 CAMERA_RETRIES = 5  # failed reads in a row before a camera/stream counts as disconnected
 CAMERA_RETRY_DELAY = 0.05  # seconds between those reads

@@ -1,4 +1,4 @@
-"""Video input and output: frame sources (video files, image folders, globs) and atomic video writers.
+"""Video input: frame sources (video files, image folders, globs).
 
 Reading (use 2 of DESIGN §1, "decoder streams frames"): ``open_frames(path)`` returns a ``FrameSource``
 for a video file (decord first, OpenCV's FFmpeg backend as the fallback), an image folder (natural
@@ -15,7 +15,7 @@ records the damage: ``source.errors`` (frames that failed to decode mid-stream) 
 code. MP4/MOV files written without "faststart" keep their index (moov atom) at the end: cutting bytes off
 their end loses the index and nothing decodes (an open-time error); AVI and Matroska stay readable.
 
-Writing: ``VideoWriter`` encodes to a temporary file beside the target and renames it on ``close()``.
+Writing videos is in ``video_writer.py``.
 
 Live input (cameras, streams, newest-frame capture, live recording) is in ``capture.py``.
 """
@@ -26,10 +26,8 @@ import logging
 import math
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -39,9 +37,6 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 BACKENDS = ("auto", "decord", "opencv")
-# Codecs that OpenCV's bundled FFmpeg can encode without extra libraries (checked on
-# opencv-python-headless 5.0: H.264/avc1 is not available, mp4v and MJPG are).
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 DEFAULT_FPS = 30.0  # used when a container reports no usable frame rate, and for image sequences
 # OpenCV fallback: a run of failed grabs longer than this ends the stream (a bogus header length
 # must not make the reader spin), e.g. 10 s of video at 30 fps.
@@ -494,93 +489,3 @@ def open_frames(path: str | os.PathLike, stride: int = 1, start: float = 0.0, en
                            len(files), stride, start, end, max_size, files=files)
     name, decoder, video_fps, declared = _open_video(path, backend, start)
     return FrameSource(path, "video", name, decoder, video_fps, declared, stride, start, end, max_size)
-
-
-# --------------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------------
-def _temp_name(path: Path) -> Path:
-    """A hidden temporary name beside ``path`` with the same suffix (the suffix picks the container)."""
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident() % 10**6}{path.suffix}")
-
-
-class VideoWriter:
-    """Encode RGB uint8 frames [H, W, 3] to ``path``, atomically.
-
-    Frames go to a hidden temporary file beside ``path``; ``close()`` renames it into place, ``discard()``
-    deletes it. As a context manager it closes on success and discards on an exception, so a failed run
-    never leaves a half-written video under the final name.
-
-    Args:
-        path: target file; the suffix picks container and codec (``FOURCC_BY_SUFFIX``: mp4/m4v/mov/mkv ->
-            MPEG-4 Part 2 "mp4v", avi -> Motion-JPEG), unless ``fourcc`` is given.
-        fps: frame rate written into the container (> 0).
-        size: (width, height) of every frame. FFmpeg's 4:2:0 encoders (all of OpenCV's) need even sizes and
-            OpenCV would silently crop an odd one; this writer pads one black column/row instead, so no
-            pixel is lost (the file is then 1 px wider/taller than ``size``).
-    """
-
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], fourcc: str | None = None) -> None:
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if fourcc is None:
-            if suffix not in FOURCC_BY_SUFFIX:
-                raise ValueError(f"{self.path}: unsupported video suffix '{suffix}' "
-                                 f"(use one of {', '.join(FOURCC_BY_SUFFIX)})")
-            fourcc = FOURCC_BY_SUFFIX[suffix]
-        self.width, self.height = int(size[0]), int(size[1])
-        if self.width < 1 or self.height < 1 or not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"{self.path}: need a positive size and frame rate, got size {size} and fps {fps}")
-        self.fps, self.fourcc = float(fps), fourcc
-        self.frames_written = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = _temp_name(self.path)
-        self._pad = (self.height % 2, self.width % 2)  # (bottom rows, right columns) added per frame
-        with _silent_opencv():
-            self._writer: cv2.VideoWriter | None = cv2.VideoWriter(
-                str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps,
-                (self.width + self._pad[1], self.height + self._pad[0]))
-        if not self._writer.isOpened():
-            self.discard()
-            raise ValueError(f"{self.path}: OpenCV cannot encode '{fourcc}' video into '{suffix}' here")
-
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 frame [height, width, 3]."""
-        if self._writer is None:
-            raise RuntimeError(f"{self.path}: write() after close() or discard()")
-        if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
-            raise ValueError(f"{self.path}: frames must be RGB uint8 [{self.height}, {self.width}, 3], got "
-                             f"{frame.dtype} {list(frame.shape)}")
-        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-        if any(self._pad):
-            bgr = cv2.copyMakeBorder(bgr, 0, self._pad[0], 0, self._pad[1], cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        self._writer.write(bgr)
-        self.frames_written += 1
-
-    def close(self) -> Path:
-        """Finish the file and move it to ``path``; returns ``path``. A video without frames is an error."""
-        if self._writer is None:
-            raise RuntimeError(f"{self.path}: close() after close() or discard()")
-        self._writer.release()
-        self._writer = None
-        if self.frames_written == 0 or not self._tmp.is_file() or self._tmp.stat().st_size == 0:
-            self.discard()
-            raise ValueError(f"{self.path}: nothing was encoded ({self.frames_written} frames written)")
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def discard(self) -> None:
-        """Stop writing and delete the temporary file; ``path`` is left as it was."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()

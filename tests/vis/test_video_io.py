@@ -12,7 +12,8 @@ import pytest
 
 from queryinst.vis import capture, video_io
 from queryinst.vis.capture import LatestFrameGrabber, LiveRecorder, webcam_frames
-from queryinst.vis.video_io import VideoWriter, natural_key, open_frames, to_rgb_uint8
+from queryinst.vis.video_io import natural_key, open_frames, to_rgb_uint8
+from queryinst.vis.video_writer import VideoWriter
 
 H, W = 64, 96
 HAS_DECORD = video_io._import_decord() is not None
