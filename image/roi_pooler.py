@@ -62,31 +62,33 @@ def multilevel_roi_align(
 
 MIN_ROIS_PER_THREAD = 4  # below this a thread hand-off costs more than it saves
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool
+    """The shared helper pool, grown (replaced) when more workers are needed than it has."""
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roi_align")
+        if _pool is None or _pool_size < workers:
+            _pool, _pool_size = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roi_align"), workers
         return _pool
 
 
 def _roi_align(feat: Tensor, rois: Tensor, output_size: int, scale: float, sampling_ratio: int) -> Tensor:
     """``roi_align(aligned=True)``; split over the torch threads in CPU inference (see the module note).
     Training (autograd), tracing/export and CUDA take the plain single call."""
-    chunks = min(torch.get_num_threads(), len(rois) // MIN_ROIS_PER_THREAD)
-    if (chunks < 2 or feat.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_tracing()
-            or torch.jit.is_scripting()):
-        return roi_align(feat, rois, output_size, spatial_scale=scale, sampling_ratio=sampling_ratio, aligned=True)
-    parts = rois.tensor_split(chunks)
-
     def pool(part: Tensor) -> Tensor:
         return roi_align(feat, part, output_size, spatial_scale=scale, sampling_ratio=sampling_ratio, aligned=True)
 
+    chunks = min(torch.get_num_threads(), len(rois) // MIN_ROIS_PER_THREAD)
+    if (chunks < 2 or feat.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_tracing()
+            or torch.jit.is_scripting()):
+        return pool(rois)
+    parts = rois.tensor_split(chunks)
+    executor = _executor(chunks - 1)
     # the calling thread pools the first chunk itself while the helpers pool the others
-    futures = [_executor(chunks - 1).submit(pool, part) for part in parts[1:]]
+    futures = [executor.submit(pool, part) for part in parts[1:]]
     first = pool(parts[0])
     return torch.cat([first] + [f.result() for f in futures])
 
