@@ -4,7 +4,8 @@ Per stage, all six weighted 1: sigmoid focal 2.0 (alpha 0.25, gamma 2) over all 
 all-zero target for unmatched ones, L1 5.0 on xyxy boxes normalised by the image size, GIoU 2.0, and
 dice 8.0 on the GT-class 28x28 mask of matched queries. Every term is averaged by the number of
 positives (averaged across ranks in distributed training, clamped to >= 1 so that a batch of empty
-images gives a finite loss; mmdetection divides by max(num_pos, eps) instead). Computed in fp32.
+images gives a finite loss; mmdetection divides by max(num_pos, eps) instead). Computed in fp32 at
+least (half-precision inputs are upcast; float64 stays float64, which the fidelity tests use).
 """
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss, roi_align, sigmoid_focal_loss
 
 
+def at_least_fp32(t: Tensor) -> Tensor:
+    """``t`` as float32, or as it is when it is already float64 (losses never run in half precision)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def focal_loss_sum(logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
     """Sum of the sigmoid focal loss (Lin et al. 2017) over all elements. logits/targets: [K, C]."""
-    return sigmoid_focal_loss(logits.float(), targets.float(), alpha=alpha, gamma=gamma, reduction="sum")
+    logits = at_least_fp32(logits)
+    return sigmoid_focal_loss(logits, targets.to(logits.dtype), alpha=alpha, gamma=gamma, reduction="sum")
 
 
 def dice_loss(probs: Tensor, targets: Tensor, eps: float = 1e-5) -> Tensor:
@@ -24,8 +31,8 @@ def dice_loss(probs: Tensor, targets: Tensor, eps: float = 1e-5) -> Tensor:
     probs, targets: [K, H, W] (probabilities, binary targets) -> [K]. mmdetection DiceLoss with
     naive_dice=False, eps=1e-5 added to each squared sum.
     """
-    p = probs.float().flatten(1)
-    t = targets.float().flatten(1)
+    p = at_least_fp32(probs).flatten(1)
+    t = targets.to(p.dtype).flatten(1)
     inter = (p * t).sum(1)
     return 1 - 2 * inter / ((p * p).sum(1) + eps + (t * t).sum(1) + eps)
 
@@ -34,26 +41,34 @@ def giou_loss_sum(boxes: Tensor, gt_boxes: Tensor) -> Tensor:
     """Sum over pairs of 1 - GIoU. boxes, gt_boxes: [K, 4] xyxy."""
     if boxes.numel() == 0:
         return boxes.sum() * 0.0
-    return generalized_box_iou_loss(boxes.float(), gt_boxes.float(), reduction="sum")
+    boxes = at_least_fp32(boxes)
+    return generalized_box_iou_loss(boxes, gt_boxes.to(boxes.dtype), reduction="sum")
 
 
 def mask_targets(gt_masks: Tensor, boxes: Tensor, gt_indices: Tensor, size: int = 28,
                  clip_to: tuple[int, int] | None = None) -> Tensor:
     """Crop each matched GT mask by its (detached) predicted box and resize to size x size.
 
-    gt_masks: [M, H, W] bool; boxes: [K, 4] xyxy in the same pixels; gt_indices: [K] into gt_masks;
-    clip_to: (h, w) the box is clipped to first; mmdetection's mask_target_single clips to the GT
-    mask's size, which is the padded batch size (data preprocessor pad_mask=True).
-    Returns [K, size, size] float in {0, 1}: RoIAlign (aligned=True) of the binary mask, then >= 0.5,
-    as mmdetection's BitmapMasks.crop_and_resize.
+    gt_masks: [M, H, W] bool at the unpadded image size; boxes: [K, 4] xyxy in the same pixels;
+    gt_indices: [K] into gt_masks; clip_to: (h, w) of the padded batch. mmdetection's QueryInst
+    config pads the GT masks with the images (``pad_mask=True`` in its DetDataPreprocessor), and
+    ``mask_target_single`` (mmdet/structures/mask/mask_target.py) clips each box to that padded mask
+    size before ``BitmapMasks.crop_and_resize``. So here the selected masks are zero-padded at the
+    bottom/right to ``clip_to`` first: a box reaching past an image that is padded in its batch then
+    samples zeros there, not the repeated edge row RoIAlign would read from an unpadded mask.
+    Returns [K, size, size] float in {0, 1}: RoIAlign (aligned=True, sampling_ratio=0) of the binary
+    mask, then >= 0.5, as mmdetection's ``BitmapMasks.crop_and_resize(binarize=True)``.
     """
     if boxes.numel() == 0:
         return boxes.new_zeros((0, size, size))
+    masks = gt_masks[gt_indices].to(boxes.dtype)[:, None]  # [K, 1, H, W]
     if clip_to is not None:
         h, w = clip_to
+        if h < masks.shape[-2] or w < masks.shape[-1]:
+            raise ValueError(f"GT masks of size {tuple(masks.shape[-2:])} exceed the padded batch size {(h, w)}")
+        masks = torch.nn.functional.pad(masks, (0, w - masks.shape[-1], 0, h - masks.shape[-2]))
         boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
                              boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
-    masks = gt_masks[gt_indices].to(boxes.dtype)[:, None]  # [K, 1, H, W]
     rois = torch.cat([torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], dim=1)
     out = roi_align(masks, rois, (size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)
     return (out[:, 0] >= 0.5).to(boxes.dtype)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .config import LossConfig
 from .data.collate import pad_and_normalize
 from .lazy_level import LazyLevel
-from .losses import (dice_loss, focal_loss_sum, giou_loss_sum, mask_logits_for_labels, mask_targets,
+from .losses import (at_least_fp32, dice_loss, focal_loss_sum, giou_loss_sum, mask_logits_for_labels, mask_targets,
                      normalizer, one_hot_targets)
 from .matcher import HungarianMatcher
 from .postprocess import paste_masks, topk_detections
@@ -143,8 +143,8 @@ class QueryInst(nn.Module):
                 for (q, g), t in zip(matches, targets)])
             focal = focal_loss_sum(out.cls_logits.flatten(0, 1), cls_targets.flatten(0, 1),
                                    cfg.focal_alpha, cfg.focal_gamma)
-            pred = torch.cat([out.boxes[b, q] for b, (q, _) in enumerate(matches)]).float()
-            gt = torch.cat([t.boxes[g] for (_, g), t in zip(matches, targets)]).float()
+            pred = at_least_fp32(torch.cat([out.boxes[b, q] for b, (q, _) in enumerate(matches)]))
+            gt = torch.cat([t.boxes[g] for (_, g), t in zip(matches, targets)]).to(pred.dtype)
             norm = torch.cat([whwh[b].expand(len(q), 4) for b, (q, _) in enumerate(matches)])
             l1 = (pred / norm - gt / norm).abs().sum()
             giou = giou_loss_sum(pred, gt)
@@ -170,14 +170,19 @@ class QueryInst(nn.Module):
         rois = torch.cat([torch.cat([boxes.new_full((len(q), 1), b), boxes[b, q]], 1)
                           for b, (q, _) in enumerate(matches)])
         if rois.numel() == 0:
-            return out.attn_feats.sum() * 0.0  # keep the graph connected for DDP
+            # No positives: a zero loss still connected to the mask head and the features, so that
+            # every parameter gets a zero gradient as in mmdetection (which runs the head on no RoIs
+            # and adds each level's ``sum() * 0``), without running BatchNorm on an empty batch.
+            zero = sum(p.sum() for p in stage.mask_head.parameters())
+            zero = zero + sum(f.sum() for f in raw.features if isinstance(f, Tensor))
+            return (out.attn_feats.sum() + zero).reshape(1) * 0.0
         attn = torch.cat([out.attn_feats[b, q] for b, (q, _) in enumerate(matches)])
         labels = torch.cat([t.labels[g] for (_, g), t in zip(matches, targets)])
         logits = mask_logits_for_labels(stage.predict_masks(raw.features, rois, attn), labels)
         size = logits.shape[-1]
-        tgt = torch.cat([mask_targets(t.masks, boxes[b, q].float(), g, size, raw.padded_size)
+        tgt = torch.cat([mask_targets(t.masks, at_least_fp32(boxes[b, q]), g, size, raw.padded_size)
                          for b, ((q, g), t) in enumerate(zip(matches, targets))])
-        return dice_loss(logits.float().sigmoid(), tgt, self.loss_cfg.dice_eps)
+        return dice_loss(at_least_fp32(logits).sigmoid(), tgt, self.loss_cfg.dice_eps)
 
     # ------------------------------------------------------------------------------------------
     def postprocess(self, raw: RawOutputs, orig_sizes: list[tuple[int, int]],

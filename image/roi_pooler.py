@@ -49,14 +49,24 @@ def multilevel_roi_align(
     levels = assign_levels(rois[:, 1:], len(features), finest_scale)
     ref = next(f for f in features if isinstance(f, Tensor))
     out = ref.new_zeros((rois.shape[0], ref.shape[1], output_size, output_size))
+    unused: list[Tensor] = []
     for lvl, (feat, stride) in enumerate(zip(features, strides)):
         idx = torch.nonzero(levels == lvl).squeeze(1)
         if idx.numel() == 0:
+            if isinstance(feat, Tensor) and feat.requires_grad and torch.is_grad_enabled():
+                unused.append(feat)
             continue
         if isinstance(feat, LazyLevel):
             feat = feat.for_rois(rois[idx], stride)
         pooled = _roi_align(feat, rois[idx], output_size, 1.0 / stride, sampling_ratio)
         out.index_copy_(0, idx, pooled.to(out.dtype))
+    if unused:
+        # A level no RoI maps to still enters the graph with weight 0, as in mmdetection's
+        # SingleRoIExtractor (mmdet/models/roi_heads/roi_extractors/single_level_roi_extractor.py,
+        # ``feats[i].sum() * 0.``): every parameter that feeds it (e.g. P5's output conv on a batch of
+        # small objects) then gets a zero gradient instead of None, so AdamW still applies its weight
+        # decay (and moment decay) to it every step, and DDP needs no ``find_unused_parameters``.
+        out = out + sum(feat.sum() for feat in unused) * 0.0
     return out
 
 

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..image.losses import at_least_fp32
+
 
 def match_logits(key_emb: Tensor, ref_emb: Tensor) -> Tensor:
     """key_emb [K, D], ref_emb [M, D] -> logits [K, M + 1] with the dummy 0 in column 0."""
@@ -31,7 +33,7 @@ def track_loss(key_emb: list[Tensor], ref_emb: list[Tensor], targets: list[Tenso
     key_emb[b]: [K_b, D]; ref_emb[b]: [M_b, D]; targets[b]: [K_b] from ``track_targets``.
     """
     total = sum(len(t) for t in targets)
-    losses = [F.cross_entropy(match_logits(k.float(), r.float()), t, reduction="sum")
+    losses = [F.cross_entropy(match_logits(at_least_fp32(k), r.to(at_least_fp32(k).dtype)), t, reduction="sum")
               for k, r, t in zip(key_emb, ref_emb, targets) if len(t) > 0]
     if not losses:
         return sum(k.sum() for k in key_emb) * 0.0

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from queryinst.image.losses import dice_loss, focal_loss_sum, giou_loss_sum, mask_targets, normalizer
@@ -48,3 +49,16 @@ def test_mask_target_box_is_clipped_to_the_padded_size_first():
     clipped = mask_targets(gt, box, torch.tensor([0]), 28, clip_to=(20, 20))
     assert unclipped[0, :, :14].all() and not unclipped[0, :, 15:].any()
     assert clipped.all()
+
+
+def test_mask_target_past_the_image_edge_samples_the_batch_padding():
+    # mmdetection pads GT masks with the batch (pad_mask=True): a box reaching past the right edge of an
+    # image that is padded in its batch crops zeros there, not the repeated last column of the mask.
+    gt = torch.ones(1, 20, 20, dtype=torch.bool)  # the image is 20x20, its batch 20x40
+    box = torch.tensor([[10.0, 0.0, 30.0, 20.0]])  # half of it in the padding
+    padded = mask_targets(gt, box, torch.tensor([0]), 28, clip_to=(20, 40))
+    assert padded[0, :, :14].all() and not padded[0, :, 15:].any()
+    explicit = mask_targets(torch.nn.functional.pad(gt, (0, 20)), box, torch.tensor([0]), 28, clip_to=(20, 40))
+    assert torch.equal(padded, explicit)
+    with pytest.raises(ValueError, match="exceed the padded batch size"):
+        mask_targets(gt, box, torch.tensor([0]), 28, clip_to=(10, 40))

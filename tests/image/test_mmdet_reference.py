@@ -7,11 +7,8 @@ Skipped unless mmdetection is installed. To run it, use a separate environment (
         mmdet==3.3.0 mmengine==0.10.7 mmcv-lite==2.1.0 pytest && /tmp/mmref/bin/pip install --no-deps -e .
     /tmp/mmref/bin/python -m pytest tests/image/test_mmdet_reference.py      # or run this file for a report
 
-mmdet 3.3 accepts mmcv < 2.2. ``mmcv-lite`` has no compiled ops: the missing ``mmcv._ext`` is replaced
-by a module whose functions raise, and the RoI extractors are configured with mmcv's own
-``RoIAlign(use_torchvision=True)`` path (torchvision's kernel with the same aligned / sampling-ratio
-arguments), so only RoIAlign's kernel is shared by both sides. With full ``mmcv`` the compiled kernel
-is used as is.
+mmdet 3.3 accepts mmcv < 2.2; how ``mmcv-lite`` (no compiled ops) is handled is said in
+tests/support/mmdet_ref.py: only RoIAlign's kernel (torchvision's) is shared by both sides.
 
 The model is mmdetection's ``queryinst_r50_fpn_1x_coco`` config with random weights, made less
 symmetric than its init (random BatchNorm statistics, proposal boxes of many sizes so that every FPN
@@ -19,24 +16,18 @@ level is used). Its state_dict goes through our converter (file to file) into ou
 """
 from __future__ import annotations
 
-import importlib.util
-import logging
-import os
 import sys
-import tempfile
 import time
-import types
 
 import pytest
 import torch
 
 mmdet = pytest.importorskip("mmdet")
+if __name__ == "__main__":  # run as a script: tests/ (the support helpers) is not on the path yet
+    sys.path.insert(0, __file__.rsplit("/", 2)[0])
 
-from queryinst.image.build import build_queryinst  # noqa: E402
-from queryinst.image.checkpoint import load_checkpoint  # noqa: E402
-from queryinst.image.config import Config, config_from_dict  # noqa: E402
-from queryinst.image.mmdet_import import convert_mmdet_checkpoint  # noqa: E402
 from queryinst.image.types import ImageBatch  # noqa: E402
+from support.mmdet_ref import build_mmdet_queryinst, ours_from_mmdet  # noqa: E402
 
 IMAGE_SIZE = (200, 296)  # unpadded (h, w); padded to (224, 320)
 PADDED = (224, 320)
@@ -45,64 +36,6 @@ PADDED = (224, 320)
 # a 1e-3 change of one stage-2 FFN bias moves stage-2..5 logits by 2e-4..4e-4 and boxes by 2e-3..9e-3.
 LOGIT_TOLERANCE = 1e-5
 BOX_TOLERANCE = 1e-4  # boxes are in pixels, up to a few hundred
-
-
-def _stub_missing_mmcv_ext() -> bool:
-    """mmcv-lite: give ``mmcv.ops`` a ``_ext`` whose functions raise, so its Python modules import."""
-    if importlib.util.find_spec("mmcv._ext") is not None:
-        return False
-    ext = types.ModuleType("mmcv._ext")
-
-    def __getattr__(name: str):  # module-level __getattr__ (PEP 562)
-        if name.startswith("__"):  # __file__, __path__ ...: a plain module has none of these
-            raise AttributeError(name)
-
-        def unavailable(*args, **kwargs):
-            raise RuntimeError(f"mmcv._ext.{name} is not available in mmcv-lite")
-        return unavailable
-
-    ext.__getattr__ = __getattr__
-    sys.modules["mmcv._ext"] = ext
-    return True
-
-
-def build_mmdet_queryinst(seed: int = 0) -> torch.nn.Module:
-    """mmdetection's queryinst_r50_fpn_1x_coco model, random weights, eval mode."""
-    use_torchvision = _stub_missing_mmcv_ext()
-    from mmengine.config import Config as MMConfig
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    register_all_modules(init_default_scope=True)
-    path = os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "queryinst", "queryinst_r50_fpn_1x_coco.py")
-    if not os.path.isfile(path):
-        pytest.skip(f"mmdetection's configs are not installed ({path})")
-    model_cfg = MMConfig.fromfile(path).model
-    model_cfg.backbone.init_cfg = None  # no ImageNet download
-    if use_torchvision:
-        for extractor in (model_cfg.roi_head.bbox_roi_extractor, model_cfg.roi_head.mask_roi_extractor):
-            extractor.roi_layer.use_torchvision = True
-    torch.manual_seed(seed)
-    model = MODELS.build(model_cfg)
-    from mmengine.logging import MMLogger
-
-    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs every tensor
-    model.init_weights()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-        for head in model.roi_head.bbox_head:  # moderate deltas: boxes stay on the image (mmdetection's
-            head.fc_reg.weight.mul_(0.1)         # mask paste fails on boxes wholly outside it)
-        boxes = model.rpn_head.init_proposal_bboxes.weight  # normalised cx, cy, w, h
-        n = boxes.shape[0]
-        boxes[:, :2] = torch.rand(n, 2, generator=g) * 0.6 + 0.2
-        boxes[:, 2:] = torch.rand(n, 2, generator=g) * 0.9 + 0.05
-    return model.eval()
 
 
 def _input(seed: int = 1) -> torch.Tensor:
@@ -142,15 +75,7 @@ def compare(seed: int = 0) -> dict[str, float]:
     t0 = time.perf_counter()
     mm_model = build_mmdet_queryinst(seed)
     t1 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = os.path.join(tmp, "mmdet.pth"), os.path.join(tmp, "ours.pth")
-        torch.save({"meta": {"mmdet_version": mmdet.__version__}, "state_dict": mm_model.state_dict()}, src)
-        convert_mmdet_checkpoint(src, dst)
-        stored = torch.load(dst, map_location="cpu", weights_only=True)["config"]
-        cfg = config_from_dict(stored, Config)
-        ours = build_queryinst(cfg)
-        load_checkpoint(dst, ours, cfg=cfg, strict=True)
-    ours.eval()
+    ours, _ = ours_from_mmdet(mm_model)
     tensor = _input()
     t2 = time.perf_counter()
     ref = mmdet_raw_outputs(mm_model, tensor)

@@ -57,6 +57,21 @@ def test_backward_reaches_every_trainable_parameter_of_the_heads():
             assert p.grad is not None, name
 
 
+def test_every_trainable_parameter_gets_a_gradient_even_from_unused_fpn_levels():
+    # 8 small proposals on a 64x96 batch map to P2 only, so P3..P5's output convs feed no RoI; as in
+    # mmdetection's RoI extractor they still get a (zero) gradient, so AdamW decays them every step.
+    torch.manual_seed(0)
+    model = build_queryinst(tiny_config()).train()
+    images, targets = _inputs()
+    for batch in ((images, targets), (images[1:], targets[1:])):  # with positives, and with none at all
+        model.zero_grad(set_to_none=True)
+        sum(model(*batch).values()).backward()
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+        assert missing == []
+    zero = [n for n, p in model.named_parameters() if p.requires_grad and not p.grad.any()]
+    assert any(n.startswith("backbone.fpn.fpn_convs.3") for n in zero), zero
+
+
 def test_empty_targets_give_finite_losses():
     torch.manual_seed(0)
     model = build_queryinst(tiny_config()).train()
