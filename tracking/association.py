@@ -1,6 +1,6 @@
 """Association of detections with tracks: box IoU, the MaskTrack R-CNN score, and the two assignments.
 
-Score (MaskTrack R-CNN, Yang et al. ICCV 2019, Sec. 3.2 and its test-time code; DESIGN §3), for
+Score (MaskTrack R-CNN, Yang et al. ICCV 2019, Sec. 3.2 and its test-time code), for
 detection i and column j of [new, track 1, ..., track M]:
 
     S[i, j] = log_softmax_j([0, e_i·m_1, ..., e_i·m_M])
@@ -111,12 +111,15 @@ def association_scores(dets: Detections, memory: TrackMemory,
 
 
 def masktrack_assign(scores: np.ndarray) -> np.ndarray:
-    """MaskTrack R-CNN's original assignment on S ([N, M + 1]) -> [N] int64 column per detection.
+    """MaskTrack R-CNN's assignment on S ([N, M + 1]) -> [N] int64 column per detection.
 
     Each detection takes the argmax of its row (first column on ties): 0 = new track, j >= 1 = track
     j - 1. When several detections pick the same track, the one with the highest S keeps it (the
-    lowest detection index on ties, as the original's strict ``>`` in index order) and the others
-    get ``DROPPED`` (-1): the original code gives them no id, so they vanish from the output.
+    lowest detection index on ties, as the strict ``>`` in index order of the 2019 code and of
+    mmdetection's ``MaskTrackRCNNTracker.assign_ids``) and the others get ``DROPPED`` (-1). Those
+    two codes give no id to a claimant that comes after a better one, but leave the id on an earlier
+    claimant beaten later (mmdetection's "TODO: fix the bug where multiple candidate might match with
+    the same previous object"); here such a claimant is dropped too, so an id appears once per frame.
     """
     n = scores.shape[0]
     assignment = scores.argmax(axis=1).astype(np.int64) if n else np.zeros(0, dtype=np.int64)

@@ -2,9 +2,11 @@
 
 Two association modes share one score (DESIGN §3, MaskTrack R-CNN, Yang et al. ICCV 2019, Sec. 3.2):
 
-``masktrack``  the original MaskTrack R-CNN test-time rules (youtubevos/MaskTrackRCNN), kept to
-               reproduce published numbers: per-detection argmax, losers of a contested track dropped,
-               tracks never deleted, a track keeps the label of the detection that opened it.
+``masktrack``  MaskTrack R-CNN's test-time rules as mmdetection 3.x's ``MaskTrackRCNNTracker`` has them
+               (the same ids on every frame, tested): per-detection argmax, losers of a contested track
+               dropped, tracks deleted after ``max_unseen`` frames unseen, track labels follow the
+               latest detection. The 2019 code (youtubevos/MaskTrackRCNN) never deleted tracks nor
+               updated their labels; ``max_unseen`` set above the video length restores the first.
 ``hungarian``  (default) a one-to-one assignment maximising the total score, with unseen tracks
                pruned (as mmtracking's MaskTrackRCNNTracker) and majority-vote track labels; no
                detection is ever dropped.
@@ -20,21 +22,22 @@ MODES = ("masktrack", "hungarian")
 class TrackerConfig:
     """Settings of ``OnlineTracker``.
 
-    mode: "masktrack" (original rules) or "hungarian" (default; see the module docstring).
+    mode: "masktrack" (MaskTrack R-CNN as mmdetection) or "hungarian" (default; see the module docstring).
     match_coeff: weights of (log detection score, box IoU, same label) added to the embedding
         log-likelihood: MaskTrack R-CNN config ``match_coeff=[1.0, 2.0, 10]``; mmtracking
         ``match_weights=dict(det_score=1.0, iou=2.0, det_label=10.0)``.
-    max_unseen: hungarian mode deletes a track when ``frame_index - last_seen > max_unseen`` at the start
-        of a frame, i.e. a track can be matched again up to ``max_unseen`` frames after it was last seen.
-        This equals mmtracking's ``num_frames_retain=20`` (deleted once ``frame_id - last >= 20`` after
-        an update). Ignored in masktrack mode, which never deletes (original behaviour).
+    max_unseen: a track can be matched again up to ``max_unseen`` frames after it was last seen. Hungarian
+        mode deletes a track when ``frame_index - last_seen > max_unseen`` at the start of a frame;
+        masktrack mode, as mmdetection's ``num_frames_retain=20``, once ``frame_index - last_seen >=
+        max_unseen`` at the end of a frame that has detections (the two differ only after frames
+        without detections).
     min_score: detections with ``score < min_score`` are removed before association and are absent from
         the output. 0.0 keeps everything: the detector's own threshold already applied (QueryInst keeps
         the top-k with no threshold, DESIGN §2).
     label_from_history: hungarian mode only. True: a track's label is the majority of the labels of
         the detections it was matched to (ties go to the current detection's label, then to the smallest
         index); it is reported in the output and used by the label term of the score. False: the latest
-        detection's label (mmtracking). Masktrack mode always uses the original rule.
+        detection's label (mmdetection), which masktrack mode always uses.
     new_track_bias: hungarian mode only; added to the "new track" score S[:, 0] before the assignment.
         0.0 keeps MaskTrack's decision rule (a detection starts a track when S[i, 0] beats the track it
         would get); > 0 favours new tracks, < 0 favours matches.

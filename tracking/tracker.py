@@ -6,7 +6,10 @@ Per frame (``update``):
   3. empty memory -> every detection opens a track; otherwise score S = ``association_scores`` and
      assign (``masktrack_assign`` or ``hungarian_assign``, see ``association.py``);
   4. write the memory: matched tracks take the detection's box and embedding, new tracks are appended
-     with the next ids; labels follow the mode's rule (``TrackerConfig``).
+     with the next ids; labels follow the mode's rule (``TrackerConfig``);
+  5. masktrack mode, on a frame with detections: delete tracks unseen for ``max_unseen`` frames or more
+     (mmdetection's ``BaseTracker.pop_invalid_tracks``; same frames of grace as step 2 between frames
+     that have detections).
 
 The tracker is model-independent (numpy + scipy only) and deterministic: the same sequence of inputs
 always gives the same ids. Ids start at 1 and increase in order of creation (detection order within a
@@ -31,13 +34,17 @@ class OnlineTracker:
     """Online tracker over per-frame ``Detections``.
 
     Args:
-        cfg: ``TrackerConfig``; mode "hungarian" (default) or "masktrack" (original MaskTrack R-CNN).
+        cfg: ``TrackerConfig``; mode "hungarian" (default) or "masktrack" (MaskTrack R-CNN as mmdetection).
 
     Mode summary (details in ``TrackerConfig`` and ``association.py``):
-        masktrack: argmax per detection; losers of a contested track are dropped from the output; a
-            matched track takes the latest box and embedding but keeps the label of the detection that
-            opened it (the original code never updates ``prev_det_labels``); output labels are the
-            detections' own; tracks are never deleted, so memory grows with the number of objects seen.
+        masktrack: mmdetection 3.x ``MaskTrackRCNNTracker`` (mmdet/models/trackers/masktrack_rcnn_tracker.py),
+            identical track ids frame by frame (tests/tracking/test_mmdet_tracker_reference.py):
+            argmax per detection; a matched track takes the latest box, embedding and label; tracks
+            unseen for ``max_unseen`` frames are deleted. One deliberate difference: when several
+            detections pick one track, only the best keeps it and the others are dropped, where
+            mmdetection also leaves the id on every earlier, beaten claimant (its own "TODO: fix the
+            bug where multiple candidate might match with the same previous object"), so one frame
+            could hold one id twice.
         hungarian: one-to-one assignment maximising total S, each detection free to open a track
             instead; tracks unseen for more than ``max_unseen`` frames are deleted; track labels by
             majority vote of the label history (or latest, ``label_from_history=False``); every
@@ -123,14 +130,12 @@ class OnlineTracker:
         momentum = cfg.embedding_momentum if hungarian else 0.0
         memory.update(rows, dets.embeddings[matched], dets.boxes[matched], dets.labels[matched],
                       dets.scores[matched], frame_index, embedding_momentum=momentum)
-        if hungarian:
-            if cfg.label_from_history:
-                track_labels = memory.majority_labels(rows, preferred=dets.labels[matched])
-                labels[matched] = track_labels
-            else:
-                track_labels = dets.labels[matched]
-            memory.set_labels(rows, track_labels)
-        # masktrack: the track keeps the label it was opened with (original rule).
+        if hungarian and cfg.label_from_history:
+            track_labels = memory.majority_labels(rows, preferred=dets.labels[matched])
+            labels[matched] = track_labels
+        else:  # masktrack and label_from_history=False: the latest detection's label (mmdetection)
+            track_labels = dets.labels[matched]
+        memory.set_labels(rows, track_labels)
 
         # New tracks, ids in detection order.
         new = np.flatnonzero(assignment == NEW)
@@ -139,6 +144,11 @@ class OnlineTracker:
         track_ids[new] = new_ids
         memory.add(new_ids, dets.embeddings[new], dets.boxes[new], dets.labels[new], dets.scores[new],
                    frame_index)
+
+        if not hungarian and len(dets):
+            # mmdetection's BaseTracker.pop_invalid_tracks, after each frame that has detections:
+            # tracks unseen for num_frames_retain (= max_unseen) frames or more are deleted.
+            memory.keep(~memory.stale(frame_index, cfg.max_unseen - 1))
 
         kept = np.flatnonzero(assignment != DROPPED)
         if len(kept) < len(dets):

@@ -2,8 +2,14 @@
 
 For a key-frame instance i and the M reference-frame instances, p(j) = softmax([0, e_i . r_1, ...,
 e_i . r_M])_j, where column 0 is "new / not in the reference frame" with a fixed logit 0. The target
-is 1 + the index of the same instance among the reference GTs, or 0 if it is absent. Cross-entropy
-averaged over the key instances.
+is 1 + the index of the same instance among the reference GTs, or 0 if it is absent.
+
+Reduction as the 2019 MaskTrack R-CNN code (youtubevos/MaskTrackRCNN ``TrackHead.loss``): per image the
+cross-entropy summed over its matched key instances divided by their number, then the mean over the
+images of the batch (an image without matched key instances adds 0). mmdetection 3.x ``RoIEmbedHead``
+computes the same per-instance terms (tests/vis/test_mmdet_track_head_reference.py) but divides each
+image's sum by the number of key instances that also appear in the reference frame, which weights the
+"new" terms of absent instances up; we keep the original, the head the paper adds (Sec. 3.5).
 """
 from __future__ import annotations
 
@@ -28,13 +34,16 @@ def track_targets(key_ids: Tensor, ref_ids: Tensor) -> Tensor:
 
 
 def track_loss(key_emb: list[Tensor], ref_emb: list[Tensor], targets: list[Tensor]) -> Tensor:
-    """Sum over images of the cross-entropy, divided by the total number of key instances (>= 1).
+    """Mean over the B images of each image's mean cross-entropy over its key instances (see above).
 
     key_emb[b]: [K_b, D]; ref_emb[b]: [M_b, D]; targets[b]: [K_b] from ``track_targets``.
     """
-    total = sum(len(t) for t in targets)
-    losses = [F.cross_entropy(match_logits(at_least_fp32(k), r.to(at_least_fp32(k).dtype)), t, reduction="sum")
-              for k, r, t in zip(key_emb, ref_emb, targets) if len(t) > 0]
+    losses = []
+    for k, r, t in zip(key_emb, ref_emb, targets):
+        if len(t) == 0:
+            continue
+        k = at_least_fp32(k)
+        losses.append(F.cross_entropy(match_logits(k, r.to(k.dtype)), t, reduction="sum") / len(t))
     if not losses:
         return sum(k.sum() for k in key_emb) * 0.0
-    return torch.stack(losses).sum() / max(total, 1)
+    return torch.stack(losses).sum() / max(len(targets), 1)

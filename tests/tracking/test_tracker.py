@@ -107,8 +107,12 @@ def test_occlusion_beyond_max_unseen_new_id_in_hungarian(empty_frames: bool) -> 
     assert sorted(tr.track_id for tr in t.tracks) == sorted(ids)
 
 
-def test_occlusion_masktrack_never_deletes() -> None:
+def test_occlusion_masktrack_deletes_after_max_unseen_as_mmdetection() -> None:
+    # mmdetection's num_frames_retain: a track unseen for max_unseen frames is deleted at the end of a
+    # frame with detections; a max_unseen above the video length keeps every track (the 2019 code).
     t = tracker("masktrack", max_unseen=2)
+    assert _occlusion(t, gap_frames=50, empty_frames=False) == [3, 2]
+    t = tracker("masktrack", max_unseen=1000)
     assert _occlusion(t, gap_frames=50, empty_frames=False) == [1, 2]
     assert t.num_tracks == 2
 
@@ -142,12 +146,12 @@ def test_category_flicker_without_history_reports_detection_label() -> None:
     assert [tr.track_id for tr in t.tracks] == [1]
 
 
-def test_category_flicker_masktrack_keeps_opening_label() -> None:
+def test_category_flicker_masktrack_takes_the_latest_label() -> None:
     t = tracker("masktrack")
     outs = [t.update(frame((box_at(0), 0.9, lab, emb(0)))) for lab in [1, 2, 2, 2]]
     assert [int(o.track_ids[0]) for o in outs] == [1, 1, 1, 1]
     assert [int(o.labels[0]) for o in outs] == [1, 2, 2, 2]  # the detection's own label is reported
-    assert t.tracks[0].label == 1  # the original never updates the stored label
+    assert t.tracks[0].label == 2  # and stored, as mmdetection's tracker memory
 
 
 def _two_claimants(t: OnlineTracker, second_track: bool):

@@ -25,11 +25,19 @@ def test_hand_built_case():
     assert math.isclose(loss_new.item(), -math.log(1 / (2 + math.exp(2))), rel_tol=1e-6)
 
 
-def test_average_over_all_key_instances_and_empty_images():
+def test_mean_per_image_then_over_the_images_as_masktrack_rcnn():
+    # 2019 MaskTrack R-CNN TrackHead.loss: each image's CE sum / its key instances, then / the images
+    # of the batch; an image without key instances adds 0 but still counts.
     key = [torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.zeros(0, 2)]
     ref = [torch.tensor([[1.0, 0.0]]), torch.zeros(0, 2)]
     tgt = [torch.tensor([1, 0]), torch.zeros(0, dtype=torch.long)]
     per = [-math.log(math.e / (1 + math.e)), -math.log(1 / 2)]
-    assert math.isclose(track_loss(key, ref, tgt).item(), sum(per) / 2, rel_tol=1e-6)
+    assert math.isclose(track_loss(key, ref, tgt).item(), sum(per) / 2 / 2, rel_tol=1e-6)
+    # images with 2 and 1 key instances: each image weighs the same, not each instance
+    key3 = [key[0], torch.tensor([[0.0, 1.0]])]
+    ref3 = [ref[0], torch.tensor([[1.0, 0.0]])]
+    tgt3 = [tgt[0], torch.tensor([1])]
+    second = -math.log(1 / 2)  # dot product 0: p(ref 1) = 1/2
+    assert math.isclose(track_loss(key3, ref3, tgt3).item(), (sum(per) / 2 + second) / 2, rel_tol=1e-6)
     empty = track_loss([torch.zeros(0, 2, requires_grad=True)], [torch.zeros(0, 2)], [torch.zeros(0, dtype=torch.long)])
     assert empty.item() == 0.0
