@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
 from .lazy_level import LazyLevel
+from .safe_load import read_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _load_imagenet(net: nn.Module, pretrained: str, weights_enum: str, ignore_pr
     else:
         if not os.path.isfile(pretrained):
             raise FileNotFoundError(f"ImageNet weights not found: {pretrained}")
-        state = torch.load(pretrained, map_location="cpu", weights_only=True)
+        state = read_torch_file(pretrained)  # image/safe_load.py
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     missing, unexpected = net.load_state_dict(state, strict=False)
     unexpected = [k for k in unexpected if not k.startswith(ignore_prefix)]

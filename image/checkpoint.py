@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import random
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,7 @@ from torch import nn
 
 from .config import config_to_dict
 from .fuse import is_folded
+from .safe_load import read_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -121,14 +120,7 @@ def save_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
 # Loading
 # --------------------------------------------------------------------------------------------------
 def _read(path: str, map_location: str | torch.device) -> dict:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError,
-            AttributeError, ImportError, IndexError, KeyError, TypeError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from None
+    data = read_torch_file(path, map_location)  # image/safe_load.py: weights_only, one-line errors
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a checkpoint (holds a {type(data).__name__}, expected a dict)")
     return data

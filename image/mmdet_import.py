@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from .build import build_queryinst
 from .checkpoint import save_checkpoint
 from .config import Config
 from .mmdet_keys import mmdet_key_map, to_mmdet_key
+from .safe_load import UnsafeCheckpointError, check_not_placeholder, pickled_globals, plain_reason, refused_globals
 
 logger = logging.getLogger(__name__)
 
@@ -94,49 +96,37 @@ def _refused_global(err: Exception) -> str | None:
     return m[1] if m else None
 
 
-def _listed_unsafe_globals(path: str) -> list[str]:
-    """The globals weights_only would refuse, read in one pass (zip format only; legacy files: [])."""
-    try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, pickle.UnpicklingError):
-        return []
-
-
 def _torch_load(path: str, stub_unknown_objects: bool) -> Any:
     """``torch.load(weights_only=True)``; refused globals are found (all of them, loading with inert
     placeholders until the file reads) and either reported or, when opted in, left as placeholders."""
-    stubs = {name: _placeholder_for(name) for name in _listed_unsafe_globals(path)}
+    check_not_placeholder(path)  # empty file, git-LFS pointer
+    stubs = {name: _placeholder_for(name) for name in refused_globals(path)}
     for _ in range(_MAX_STUB_ROUNDS):
         try:
-            with torch.serialization.safe_globals([(cls, name) for name, cls in stubs.items()]):
+            with torch.serialization.safe_globals([(cls, name) for name, cls in stubs.items()]), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4"
                 data = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             name = _refused_global(e)
             if name is None:
-                raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})") from None
+                if pickled_globals(path):  # a non-zip pickle naming code or objects: never read
+                    raise UnsafeCheckpointError(path, pickled_globals(path)) from None
+                raise ValueError(f"{path}: not a readable PyTorch checkpoint: truncated or corrupt ({plain_reason(e)})") from None
             if name in stubs:  # allowlisted but still refused: not a case placeholders can solve
-                raise ValueError(f"{path}: cannot read '{name}' even as a placeholder ({_first_line(e)})") from None
+                raise UnsafeCheckpointError(path, pickled_globals(path) or sorted(stubs)) from None
             stubs[name] = _placeholder_for(name)
             continue
         except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, AttributeError, ImportError, IndexError,
                 KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})") from None
+            raise ValueError(f"{path}: not a readable PyTorch checkpoint: truncated or corrupt ({plain_reason(e)})") from None
         if stubs and not stub_unknown_objects:
-            raise ValueError(
-                f"{path}: holds Python objects that weights_only loading refuses ({', '.join(sorted(stubs))}), "
-                "usually in its 'meta' or 'message_hub' entries; pass --stub-unknown-objects to read the "
-                "tensors with those objects replaced by inert placeholders (nothing from the file is executed)")
+            raise UnsafeCheckpointError(
+                path, sorted(stubs), "mmdetection checkpoints often pickle such objects in their 'meta' or "
+                "'message_hub' entries: --stub-unknown-objects reads the tensors with every such object replaced "
+                "by an inert placeholder, so that nothing from the file runs")
         return data
     raise ValueError(f"{path}: more than {_MAX_STUB_ROUNDS} kinds of objects that weights_only loading refuses")
-
-
-def _first_line(err: Exception) -> str:
-    """The informative line of a load error (torch's weights_only errors lead with a generic paragraph)."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    for line in lines:
-        if line.startswith("WeightsUnpickler error:"):
-            return line
-    return lines[0] if lines else type(err).__name__
 
 
 def strip_ddp_prefix(state: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -20,6 +20,7 @@ import torch
 from queryinst.image.checkpoint import FORMAT, VERSION
 from queryinst.image.config import config_from_dict, config_to_dict, merge_into, parse_overrides, save_config
 from queryinst.image.engine import error_message
+from queryinst.image.safe_load import read_torch_file
 from queryinst.vis.config import VisConfig
 
 
@@ -31,9 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. tracker.duplicate_iou=0.7")
     args = parser.parse_args(argv)
     try:
-        if not os.path.isfile(args.checkpoint):
-            raise FileNotFoundError(f"{args.checkpoint}: not found")
-        data = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        data = read_torch_file(args.checkpoint)  # weights_only, one-line errors
         if not isinstance(data, dict) or "model" not in data or "config" not in data:
             raise ValueError(f"{args.checkpoint}: not a checkpoint written by tools/train.py")
         cfg = config_from_dict(data["config"], VisConfig)
