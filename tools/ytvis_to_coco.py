@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.json}: not valid JSON ({e})") from None
         if not isinstance(data, dict) or "annotations" not in data or "videos" not in data:
             raise ValueError(f"{args.json}: not a labelled YouTube-VIS split (needs 'videos' and 'annotations')")
-        coco = ytvis_to_coco_frames(data)
+        coco = ytvis_to_coco_frames(data, args.json)
         write_json_atomic(coco, args.out)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {error_message(e)}", file=sys.stderr)

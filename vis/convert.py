@@ -53,6 +53,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..image.atomic import write_json_atomic  # re-exported: tools import it from here
+from ..image.rle import rle_problem
 from .video_io import natural_key
 
 logger = logging.getLogger(__name__)
@@ -129,13 +130,24 @@ def _compressed_rle(segmentation: Any, height: int, width: int, where: str) -> d
         if isinstance(segmentation, list):
             if not segmentation:
                 raise ValueError("empty polygon list")
+            for polygon in segmentation:
+                if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
+                        or not all(isinstance(v, (int, float)) for v in polygon)):
+                    raise ValueError("a polygon must be a flat list of >= 3 (x, y) number pairs")
             rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
         elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+            counts = segmentation["counts"]
+            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
+                raise ValueError(f"uncompressed RLE counts must be non-negative integers adding up to "
+                                 f"height x width = {height * width}")
             rle = mask_utils.frPyObjects(segmentation, height, width)
         elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
             if list(segmentation.get("size", [])) != [height, width]:
                 raise ValueError(f"RLE size {segmentation.get('size')} differs from the frame's {[height, width]}")
             counts = segmentation["counts"]
+            problem = rle_problem(counts, height, width)
+            if problem:  # pycocotools would decode it to an arbitrary mask
+                raise ValueError(problem)
             rle = {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
         else:
             raise ValueError(f"unsupported segmentation {str(segmentation)[:60]}")
@@ -368,17 +380,27 @@ def _check_ytvis(ytvis: dict, where: str) -> None:
     """The parts of a labelled YouTube-VIS dict the exports read; ValueError naming the first problem."""
     if not isinstance(ytvis, dict) or not isinstance(ytvis.get("videos"), list):
         raise ValueError(f"{where}: not a YouTube-VIS dict (needs a 'videos' list)")
-    _categories(ytvis.get("categories"), where)
+    category_ids = {cat["id"] for cat in _categories(ytvis.get("categories"), where)}
     lengths = {}
     for video in ytvis["videos"]:
         _require(video, ("id", "width", "height", "file_names"), "video", where)
         if not video["file_names"]:
             raise ValueError(f"{where}: video {video['id']} has no file_names")
+        if "length" in video and video["length"] != len(video["file_names"]):
+            raise ValueError(f"{where}: video {video['id']} has length {video['length']} but "
+                             f"{len(video['file_names'])} file_names")
         lengths[video["id"]] = len(video["file_names"])
+    seen: set = set()
     for ann in ytvis.get("annotations") or []:
         _require(ann, ("id", "video_id", "category_id", "segmentations"), "annotation", where)
+        if ann["id"] in seen:  # keyed by id downstream (instance_id, YTVOS index): one would be lost
+            raise ValueError(f"{where}: duplicate annotation id {ann['id']}")
+        seen.add(ann["id"])
         if ann["video_id"] not in lengths:
             raise ValueError(f"{where}: annotation {ann['id']} refers to unknown video {ann['video_id']}")
+        if ann["category_id"] not in category_ids:
+            raise ValueError(f"{where}: annotation {ann['id']} has category_id {ann['category_id']}, "
+                             f"which is not in 'categories'")
         for key in ("segmentations", "bboxes", "areas"):
             if key in ann and len(ann[key]) != lengths[ann["video_id"]]:
                 raise ValueError(f"{where}: annotation {ann['id']} has {len(ann[key])} {key} for a video of "

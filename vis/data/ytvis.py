@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from queryinst.image.rle import rle_problem
 from queryinst.image.types import Targets
 
 _VIDEO_KEYS = ("id", "width", "height", "length", "file_names")
@@ -208,6 +209,10 @@ class YTVISDataset:
                                              f"{size[0] * size[1]}")
             elif not isinstance(counts, str):
                 raise self._error(where, "RLE 'counts' must be a string or a list of integers")
+            else:
+                problem = rle_problem(counts, video.height, video.width)
+                if problem:
+                    raise self._error(where, problem)
         elif isinstance(seg, list) and seg:
             for polygon in seg:
                 if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
