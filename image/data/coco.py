@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as F
 
+from ..rle import rle_problem
 from ..types import Targets
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,53 @@ def load_coco_json(path: str) -> dict:
         bbox = _require(ann, "bbox", list, where, path)
         if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
             raise ValueError(f"{path}: {where}['bbox'] must be 4 numbers [x, y, w, h], got {bbox!r}")
+    data["annotations"] = _usable_annotations(annotations, {img["id"]: img for img in images}, path)
     return data
+
+
+def _valid_polygon(polygon: Any) -> bool:
+    return (isinstance(polygon, list) and len(polygon) >= _MIN_POLYGON_COORDS and len(polygon) % 2 == 0
+            and all(isinstance(v, (int, float)) for v in polygon))
+
+
+def _usable_annotations(annotations: list[dict], images: dict[int, dict], path: str) -> list[dict]:
+    """The annotations training and evaluation both use, checked the same way for both.
+
+    Dropped, with one warning line listing their ids: zero-area annotations (``area`` <= 0 or a box of
+    zero width or height) and annotations whose polygons are all malformed (< 3 points or an odd number
+    of coordinates: pycocotools reads a 4-number "polygon" as a box, or fails). Malformed polygons next
+    to good ones are removed from the annotation. A compressed RLE whose string does not decode to the
+    image's height x width is an error naming the annotation (pycocotools would decode it to an
+    arbitrary mask)."""
+    kept, zero_area, bad_polygons, trimmed = [], [], [], []
+    for i, ann in enumerate(annotations):
+        ann_id = ann.get("id", f"[{i}]")
+        w, h = ann["bbox"][2:]
+        if w <= 0 or h <= 0 or ann.get("area", 1.0) <= 0:
+            zero_area.append(ann_id)
+            continue
+        seg = ann.get("segmentation")
+        if isinstance(seg, list) and seg:
+            good = [p for p in seg if _valid_polygon(p)]
+            if not good:
+                bad_polygons.append(ann_id)
+                continue
+            if len(good) != len(seg):
+                trimmed.append(ann_id)
+                ann = {**ann, "segmentation": good}
+        elif isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
+            image = images[ann["image_id"]]
+            problem = rle_problem(seg["counts"], image["height"], image["width"])
+            if problem:
+                raise ValueError(f"{path}: annotation id {ann_id}: {problem}")
+        kept.append(ann)
+    for what, ids in (("dropped %d zero-area annotations", zero_area),
+                      ("dropped %d annotations whose polygons are all malformed", bad_polygons),
+                      ("removed malformed polygons from %d annotations", trimmed)):
+        if ids:
+            listed = ", ".join(str(a) for a in ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+            logger.warning("%s: " + what + " (ids %s)", path, len(ids), listed)
+    return kept
 
 
 def load_coco_gt(path: str) -> COCO:

@@ -192,3 +192,38 @@ def test_input_errors(coco_gt):
     bad.masks = None
     with pytest.raises(ValueError, match="no masks"):
         evaluator.process([bad])
+
+
+def test_malformed_and_zero_area_gt_is_dropped_with_one_warning_as_in_training(tmp_path, caplog):
+    # pycocotools reads a 4-number "polygon" as a box and then fails inside COCOeval (TypeError
+    # "Argument 'bb'"); evaluation and training must read GT through the same checks.
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 9, "iscrowd": 0, "area": 400.0, "bbox": [10, 5, 20, 20],
+         "segmentation": [[10, 5, 30, 5, 30, 25, 10, 25]]},
+        {"id": 2, "image_id": 1, "category_id": 5, "iscrowd": 0, "area": 100.0, "bbox": [40, 30, 10, 10],
+         "segmentation": [[40, 30, 50, 40]]},  # 4 numbers: not a polygon
+        {"id": 3, "image_id": 1, "category_id": 5, "iscrowd": 0, "area": 0.0, "bbox": [5, 5, 0, 3],
+         "segmentation": [[5, 5, 5, 8, 5, 6]]},  # zero area
+        {"id": 4, "image_id": 1, "category_id": 5, "iscrowd": 0, "area": 300.0, "bbox": [40, 40, 20, 15],
+         "segmentation": [[40, 40, 60, 40, 60, 55, 40, 55], [1, 2, 3]]},  # one good polygon, one odd
+    ]
+    data = {"images": [{"id": 1, "file_name": "a.png", "height": 60, "width": 80}], "annotations": anns,
+            "categories": [{"id": 5, "name": "cat"}, {"id": 9, "name": "dog"}]}
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(data))
+    with caplog.at_level(logging.WARNING, logger="queryinst.image.data.coco"):
+        gt = load_coco_gt(str(path))
+    assert sorted(gt.anns) == [1, 4] and gt.anns[4]["segmentation"] == [[40, 40, 60, 40, 60, 55, 40, 55]]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("dropped 1 zero-area annotations (ids 3)" in w for w in warnings), warnings
+    assert any("dropped 1 annotations whose polygons are all malformed (ids 2)" in w for w in warnings), warnings
+    assert any("removed malformed polygons from 1 annotations (ids 4)" in w for w in warnings), warnings
+    evaluator = CocoEvaluator(gt, CAT_IDS)
+    evaluator.process([_perfect(gt, 1)])
+    metrics = evaluator.summarize()
+    assert metrics["segm/AP"] == pytest.approx(1.0) and metrics["bbox/AP"] == pytest.approx(1.0)
+    from queryinst.image.data.coco import CocoInstances  # training reads the very same annotations
+
+    (tmp_path / "img").mkdir()
+    train = CocoInstances(str(path), str(tmp_path / "img"))
+    assert train._records[0]["ann_ids"] == [1, 4]
