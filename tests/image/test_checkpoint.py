@@ -106,11 +106,19 @@ def test_bare_state_dicts_ddp_prefix_and_shape_errors(tmp_path):
     assert torch.equal(model2.state_dict()[key], state[f"module.{key}"])
 
     torch.save({"state_dict": {**model.state_dict(), key: torch.zeros(7, 32)}}, path)
-    with pytest.raises(ValueError, match=r"bare.pth: tensor 'proposals.features.weight' has shape \[7, 32\]"):
+    with pytest.raises(ValueError, match=r"bare.pth: 1 tensor\(s\) of another shape: 'proposals.features.weight' "
+                                         r"\[7, 32\] in the checkpoint"):
         load_checkpoint(str(path), model2)
+    # every mismatching tensor is named, not only the first
+    three = {"proposals.features.weight": torch.zeros(7, 32), "proposals.boxes.weight": torch.zeros(7, 4),
+             "stages.0.box_head.cls_logits.bias": torch.zeros(2)}
+    torch.save({"state_dict": {**model.state_dict(), **three}}, path)
+    with pytest.raises(ValueError, match=r"3 tensor\(s\) of another shape") as info:
+        load_checkpoint(str(path), model2)
+    assert all(f"'{k}'" in str(info.value) for k in three)
     partial = dict(model.state_dict())
     partial.pop(key)
     torch.save(partial, path)
-    with pytest.raises(ValueError, match="missing from the checkpoint .first: 'proposals.features.weight'"):
+    with pytest.raises(ValueError, match=r"missing from the checkpoint \(proposals.features.weight\)"):
         load_checkpoint(str(path), model2)
     load_checkpoint(str(path), model2, strict=False)
