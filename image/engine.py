@@ -91,6 +91,7 @@ def build_val_set(cfg: Config) -> tuple[CocoInstances, CocoEvaluator]:
     """
     dataset = CocoInstances(cfg.data.val_json, cfg.data.val_images, build_transforms(cfg.data, train=False))
     _check_num_classes(cfg, dataset, cfg.data.val_json)
+    dataset.check_images()
     evaluator = CocoEvaluator(load_coco_gt(cfg.data.val_json), dataset.cat_ids)
     return dataset, evaluator
 
@@ -197,6 +198,7 @@ def build_image_task(cfg: Config) -> TrainingTask:
     _check_num_classes(cfg, train_set, cfg.data.train_json)
     if len(train_set) == 0:
         raise ValueError(f"{cfg.data.train_json}: no image with a (non-crowd) instance to train on")
+    train_set.check_images()  # every image, before the output folder is touched
     evaluate_fn = None
     if cfg.data.val_json and cfg.run.eval_period > 0:
         val_set, evaluator = build_val_set(cfg)

@@ -59,10 +59,12 @@ def build_vis_task(cfg: VisConfig) -> TrainingTask:
     if train_split.num_classes != cfg.model.num_classes:
         raise ValueError(f"model.num_classes is {cfg.model.num_classes} but {cfg.data.train_json} has "
                          f"{train_split.num_classes} categories")
+    train_split.check_frames()  # every listed frame, before the output folder is touched
     train_set = YTVISPairs(train_split, build_pair_transforms(cfg.data), cfg.data.ref_range)
     evaluate_fn = None
     if cfg.data.val_json and cfg.data.val_gt_json and cfg.run.eval_period > 0:
         val_split = YTVISDataset(cfg.data.val_json, cfg.data.val_images)
+        val_split.check_frames()
         gt = load_ytvis_gt(cfg.data.val_gt_json)
 
         def evaluate_fn(model: nn.Module, out_dir: str, tag: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as F
 
 from ..rle import rle_problem
+from .files import check_images
 from ..types import Targets
 
 logger = logging.getLogger(__name__)
@@ -310,12 +311,18 @@ class CocoInstances(Dataset):
                 continue
             records.append(record)
         self.image_ids: list[int] = [r["image_id"] for r in records]
+        self._records_for_check = [(os.path.join(img_dir, r["file_name"]), r["height"], r["width"]) for r in records]
         self._records = _PackedRecords(records)
         self._warned_no_segmentation = False
         logger.info(
             "%s: %d images, %d categories%s",
             ann_file, len(records), len(self.cat_ids), " (images without instances dropped)" if filter_empty else "",
         )
+
+    def check_images(self) -> None:
+        """Raise ValueError (the JSON named, every problem listed at once) when an image of the set is
+        missing, unreadable or of another size than the JSON says: run before training starts."""
+        check_images(self._records_for_check, self.ann_file, total=len(self._records_for_check))
 
     def _parse_image(self, img: dict, anns: list[dict]) -> dict:
         """Compact per-image record; masks are decoded lazily in ``__getitem__``."""

@@ -123,9 +123,11 @@ def test_missing_image_is_named_and_leaves_no_partial_output(trained, tmp_path, 
     (data / "train" / "images" / "000001.jpg").unlink()
     out = tmp_path / "run"
     line = _error_line(capsys, "train", "--config", TINY, *overrides, *_data_overrides(data),
-                       f"run.output_dir={out}", "data.num_workers=1")  # the error crosses a worker process
-    assert "image file not found" in line and str(data / "train" / "images" / "000001.jpg") in line
-    assert not [f for f in os.listdir(out) if f.endswith(".pth")] and not _leftovers(out)
+                       f"run.output_dir={out}", "data.num_workers=1")
+    # found when the data are loaded, before the output folder is touched (not at an iteration)
+    assert f"{data / 'train' / 'images' / '000001.jpg'} (missing)" in line
+    assert "listed images are missing or unusable" in line
+    assert not out.exists()
 
     missing = tmp_path / "nothing.jpg"
     line = _error_line(capsys, "demo_image", "--config", TINY, *overrides, "--weights", root / "run" / "last.pth",

@@ -113,3 +113,25 @@ def test_eval_ytvis_refuses_a_garbage_gt_rle(tmp_path: Path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "annotation 7 (video 1), frame 1: RLE 'counts' 'not-an-rle!!'" in lines[0], lines
     assert "Traceback" not in proc.stderr
+
+
+def test_every_missing_or_wrong_size_frame_is_reported_at_once(tmp_path: Path):
+    import cv2
+
+    split = _split()
+    split["videos"][0].update(length=4, file_names=[f"v1/{i:05d}.jpg" for i in range(4)])
+    split["annotations"][0]["segmentations"] *= 2
+    split["annotations"][0]["bboxes"] *= 2
+    split["annotations"][0]["areas"] *= 2
+    (tmp_path / "JPEGImages" / "v1").mkdir(parents=True)
+    for i, (h, w) in enumerate([(H, W), (H, W + 2)]):  # frame 1 has another size; frames 2, 3 missing
+        cv2.imwrite(str(tmp_path / "JPEGImages" / "v1" / f"{i:05d}.jpg"), np.zeros((h, w, 3), np.uint8))
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(split))
+    data = YTVISDataset(path, tmp_path / "JPEGImages")
+    with pytest.raises(ValueError) as info:
+        data.check_frames()
+    message = str(info.value)
+    assert message.startswith(f"{path}: 3 listed images are missing or unusable: ")
+    assert f"00001.jpg (is {H}x{W + 2}, the JSON says {H}x{W})" in message
+    assert "00002.jpg (missing)" in message and "00003.jpg (missing)" in message and "\n" not in message

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from queryinst.image.data.files import check_images
 from queryinst.image.rle import rle_problem
 from queryinst.image.types import Targets
 
@@ -150,6 +151,12 @@ class YTVISDataset:
                 raise ValueError(f"{self.json_path}: 'annotations' must be a list")
             for i, ann in enumerate(data["annotations"]):
                 self._parse_annotation(i, ann)
+
+    def check_frames(self) -> None:
+        """Raise ValueError (the JSON named, every problem listed at once) when a listed frame is
+        missing, unreadable or of another size than its video: run before training starts."""
+        items = [(path, video.height, video.width) for video in self.videos for path in video.frame_paths]
+        check_images(items, self.json_path, total=len(items))
 
     # --- parsing --------------------------------------------------------------------------------
     def _error(self, where: str, problem: str) -> ValueError:
