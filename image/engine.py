@@ -366,11 +366,11 @@ def _train(cfg: Config, resume: bool, device: torch.device, distributed: bool,
         os.makedirs(out_dir, exist_ok=True)
         save_config(cfg, os.path.join(out_dir, "config.yaml"))
 
-    # find_unused_parameters: some parameters can get no gradient in an iteration, e.g. the mask heads
-    # when a rank's batch has no positive, or the P4/P5 output convs when no RoI is large enough to be
-    # pooled there (every RoI of a small image maps to P2/P3).
+    # Every trainable parameter gets a gradient in every iteration, as in mmdetection: FPN levels no RoI
+    # maps to and mask heads without positives enter the loss with weight 0 (image/roi_pooler.py,
+    # QueryInst._mask_loss). So DDP needs no find_unused_parameters (and its extra graph traversal).
     net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                   find_unused_parameters=True) if distributed else model)
+                                   find_unused_parameters=False) if distributed else model)
     params = [p for p in model.parameters() if p.requires_grad]
     log = _MetricLog(out_dir, main, cfg.run.tensorboard, iteration if resume else None)
     bar = tqdm(total=total_iters, initial=iteration, desc="train", disable=not main, dynamic_ncols=True)
