@@ -30,6 +30,7 @@ setup(
         "opencv-python-headless>=4.7",
         "tqdm>=4.60",
         "PyYAML>=6.0",
+        "av>=12",  # H.264 MP4 output (vis/h264.py); without it OpenCV writes mp4v
     ],
     extras_require={"decord": ["decord>=0.6"], "test": ["pytest>=7"]},
 )
