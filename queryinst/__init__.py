@@ -1,4 +1,34 @@
 """QueryInst-VIS toolkit: ``queryinst.image`` (QueryInst), ``queryinst.vis`` (QueryInst-VIS),
-``queryinst.tracking`` (model-independent online tracker)."""
+``queryinst.tracking`` (model-independent online tracker).
+
+The public names below are imported on first use, so ``import queryinst`` (and ``queryinst.tracking``)
+does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "VideoTracker": "queryinst.vis.api",
+    "TrackedFrame": "queryinst.vis.api",
+    "OnlineTracker": "queryinst.tracking",
+    "TrackerConfig": "queryinst.tracking",
+    "Detections": "queryinst.tracking",
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'queryinst' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
