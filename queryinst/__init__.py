@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "VideoTracker": "queryinst.vis.api",
     "TrackedFrame": "queryinst.vis.api",
+    "Predictor": "queryinst.image.api",
+    "ImageResult": "queryinst.image.api",
     "OnlineTracker": "queryinst.tracking",
     "TrackerConfig": "queryinst.tracking",
     "Detections": "queryinst.tracking",
