@@ -99,7 +99,6 @@ class Predictor:
 
         config: its config file; None uses the config stored in the checkpoint (written by tools/train.py
         and tools/convert_mmdet.py). Raises FileNotFoundError / ValueError naming the file."""
-        import torch  # noqa: F401  (torch is needed from here on)
 
         from .build import build_queryinst
         from .checkpoint import load_checkpoint
