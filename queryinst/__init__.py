@@ -7,7 +7,14 @@ does not import torch.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# OpenMP threads that wait by spinning collapse when another process uses the cores: on a 2-core machine
+# with one other busy process, tracking the sample clip took 184 s with torch's 2 default threads, 16 s
+# with passive waiting, 12 s with 1 thread (docs/benchmarks.md). libgomp reads this when torch is first
+# imported, so it is set here, before any module of the package imports torch; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

@@ -167,6 +167,9 @@ class OnnxQueryInstVIS:
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # ONNX Runtime's threads spin between operators by default, which collapses like OpenMP's when
+        # another process uses the cores (queryinst/__init__.py); they sleep instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = os.fspath(path)
         self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,14 @@ def test_bad_sources_are_named(tracker, tmp_path):
         list(tracker.track([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)]))
     with pytest.raises(TypeError, match="cannot track a float"):
         next(tracker.track(1.5))
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    # spinning OpenMP threads made a 2-thread run 10x slower when another process used the cores
+    code = "import os, queryinst.tracking; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.stdout.strip() == "PASSIVE", out.stderr
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert out.stdout.strip() == "ACTIVE", out.stderr
