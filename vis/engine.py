@@ -16,7 +16,7 @@ from torch import nn
 from ..image.atomic import write_json_atomic
 from ..image.engine import TrainingTask
 from ..tracking.tracker import OnlineTracker
-from .build import build_queryinst_vis
+from .modeling.build import build_queryinst_vis
 from .config import VisConfig
 from .data.sampling import YTVISPairs, build_pair_transforms, collate_pairs
 from .data.ytvis import YTVISDataset

@@ -1,8 +1,9 @@
-"""Speed benchmark of the per-frame path against its peers, timed in ONE process (DESIGN §5).
+"""Speed benchmark of the per-frame path against its peers, timed in ONE process
+(docs/design.md#speed-goals).
 
 On a CPU the floor of any ResNet-50-FPN model is the bare backbone, so the numbers that mean something
 are ratios taken in the same process. Every section times its cases interleaved with
-``vis.timing.time_interleaved`` (round-robin with a rotating start, medians, load average per round).
+``vis.bench.timing.time_interleaved`` (round-robin with a rotating start, medians, load average per round).
 
 Sections (``run_benchmark``; ``BenchmarkSettings`` holds the sizes):
   vis       QueryInst-VIS per frame (R50, 10 queries, 40 classes, 360x640), split into backbone / stages /
@@ -14,7 +15,7 @@ Sections (``run_benchmark``; ``BenchmarkSettings`` holds the sizes):
   tracker   OnlineTracker.update with 10 detections against 100 live tracks (1024-d embeddings).
   eval      evaluate_ytvis on the synthetic 300-video x 10-prediction case (240x320).
   realtime  configs/synthetic/vis_synth_mnv3.yaml: the whole loop at its own size and at 360x640.
-  decode    frames/s of ``vis.video_io.open_frames`` (decord / OpenCV) and of a bare cv2 loop.
+  decode    frames/s of ``vis.io.reader.open_frames`` (decord / OpenCV) and of a bare cv2 loop.
 
 Weights are random (nothing is downloaded), with two changes so that the work is a trained model's worst
 case rather than an artefact of random boxes (``plausible_boxes``): the learned proposals sit on a fixed
@@ -38,21 +39,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..image.build import build_queryinst
-from ..image.config import Config, load_config
-from ..image.fuse import fold_batchnorm, folded_copy
-from ..image.lazy_level import LazyLevel
-from ..image.model import QueryInst
-from ..image.postprocess import paste_masks
-from ..image.roi_pooler import assign_levels
-from ..tracking import Detections, OnlineTracker, TrackerConfig
-from .build import build_queryinst_vis
-from .config import VisConfig
-from .eval.ytvis_benchmark import make_benchmark_case
-from .eval.ytvis_eval import evaluate_ytvis
-from .inference import frame_to_tensor, track_frames
-from .model import select_detections
-from .benchmark_report import targets
+from ...image.build import build_queryinst
+from ...image.config import Config, load_config
+from ...image.fuse import fold_batchnorm, folded_copy
+from ...image.lazy_level import LazyLevel
+from ...image.model import QueryInst
+from ...image.postprocess import paste_masks
+from ...image.roi_pooler import assign_levels
+from ...tracking import Detections, OnlineTracker, TrackerConfig
+from ..modeling.build import build_queryinst_vis
+from ..config import VisConfig
+from .ytvis_case import make_benchmark_case
+from ..eval.ytvis_eval import evaluate_ytvis
+from ..inference import frame_to_tensor, track_frames
+from ..modeling.model import select_detections
+from .report import targets
 from .timing import machine_info, stats_ms, time_interleaved, top_operators
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def _image(height: int, width: int, seed: int) -> np.ndarray:
 def _onnx_model(model: nn.Module) -> Any | None:
     """The ONNX Runtime twin of ``model`` (same threads as torch), or None without onnx/onnxruntime."""
     try:
-        from .export import onnx_runtime_model
+        from ..modeling.export import onnx_runtime_model
         return onnx_runtime_model(model, num_threads=torch.get_num_threads())
     except ImportError as err:
         logger.warning("ONNX path skipped: %s", err)
@@ -245,7 +246,7 @@ def bench_vis(s: BenchmarkSettings) -> dict[str, Any]:
 
 def _detect_all_levels(model: nn.Module, image: torch.Tensor) -> Any:
     """``detect`` with every FPN level computed whole: the same outputs as the lazy default (pinned by
-    tests/vis/test_vis_model.py), the per-frame path as it was before the lazy levels."""
+    tests/vis/modeling/test_model.py), the per-frame path as it was before the lazy levels."""
     lazy, model.detector.lazy_levels = model.detector.lazy_levels, ()
     try:
         return model.detect([image])
@@ -368,7 +369,7 @@ def bench_decode(s: BenchmarkSettings) -> dict[str, Any]:
         _write_clip(path, s.decode_size, s.decode_frames, s.seed)
         cases: dict[str, Callable[[], Any]] = {"cv2_loop": lambda: _cv2_decode(path)}
         try:
-            from .video_io import open_frames
+            from ..io.reader import open_frames
         except ImportError:  # the project's reader is optional here
             open_frames = None
         if open_frames is not None:

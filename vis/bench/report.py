@@ -1,5 +1,6 @@
-"""Targets and text report of the benchmark harness (vis/benchmark.py): which of the issue's speed goals a
-``run_benchmark`` report meets, and its tables as plain text (tools/benchmark.py prints them)."""
+"""Targets and text report of the benchmark harness (vis/bench/harness.py): which of the project's speed
+goals (docs/design.md#speed-goals) a ``run_benchmark`` report meets, and its tables as plain text
+(tools/benchmark.py prints them)."""
 from __future__ import annotations
 
 from collections.abc import Mapping

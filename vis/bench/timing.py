@@ -1,6 +1,6 @@
 """Timing for benchmarks: interleaved rounds with medians, the machine's description, top operators.
 
-``time_interleaved`` is the one rule of every timing here (vis/benchmark.py): after ``warmup`` calls of
+``time_interleaved`` is the one rule of every timing here (vis/bench/harness.py): after ``warmup`` calls of
 each case, each round calls every case once, starting from a different case each round, so that a change
 in machine load hits all cases alike; a case reports its median over rounds (and min / p25 / p75), and
 the 1-minute load average is sampled after every round.

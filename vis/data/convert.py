@@ -1,4 +1,4 @@
-"""Convert video instance annotations into YouTube-VIS JSON (schema: DESIGN §3 "Datasets").
+"""Convert video instance annotations into YouTube-VIS JSON (schema: docs/design.md#datasets).
 
 Accepted inputs
 ---------------
@@ -52,8 +52,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..image.atomic import write_json_atomic  # re-exported: tools import it from here
-from .video_io import natural_key
+from ...image.atomic import write_json_atomic  # re-exported: tools import it from here
+from ..io.common import natural_key
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..tracking.config import TrackerConfig
-from ..tracking.tracker import OnlineTracker
-from ..tracking.types import Detections
-from .data.ytvis import YTVISDataset
-from .inference import FrameResult, VideoTrackAccumulator, encode_masks
+from ...tracking.config import TrackerConfig
+from ...tracking.tracker import OnlineTracker
+from ...tracking.types import Detections
+from ..data.ytvis import YTVISDataset
+from ..inference import FrameResult, VideoTrackAccumulator, encode_masks
 
 
 def oracle_records(split: YTVISDataset, tracker_cfg: TrackerConfig, identity: bool = True,
@@ -55,7 +55,7 @@ def oracle_records(split: YTVISDataset, tracker_cfg: TrackerConfig, identity: bo
 def oracle_table(split: YTVISDataset, gt: dict, modes: Sequence[str] = ("hungarian", "masktrack"),
                  seed: int = 0) -> list[dict]:
     """Video AP of the oracle for each tracker mode, with and without identifying embeddings."""
-    from .eval.ytvis_eval import evaluate_ytvis
+    from .ytvis_eval import evaluate_ytvis
 
     rows = []
     for mode in modes:

@@ -1,10 +1,11 @@
-"""Live input (DESIGN §1, use 4): newest-frame capture from cameras and streams, and live recording.
+"""Live input (use 4 of docs/design.md#the-four-uses): newest-frame capture from cameras and streams, and live
+recording.
 
 ``LatestFrameGrabber`` reads a camera, a stream URL or a video file (paced at its frame rate, a stand-in
 camera) on a thread that keeps only the newest frame; ``webcam_frames`` wraps it as an iterator. When the
 consumer is slower than the source, stale frames are dropped and counted. ``LiveRecorder`` writes such a
-stream to a video file (atomically, through ``video_writer.VideoWriter``) at a frame rate measured while it
-runs. Decoding files is in ``video_io.py``, writing videos in ``video_writer.py``.
+stream to a video file (atomically, through ``writer.VideoWriter``) at a frame rate measured while it
+runs. Decoding files is in ``reader.py``, writing videos in ``writer.py``.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .video_io import (DEFAULT_FPS, Frame, FrameSource, _one_line, _silent_opencv, fit_size, open_frames,
-                       to_rgb_uint8)
-from .video_writer import FOURCC_BY_SUFFIX, VideoWriter
+from .common import DEFAULT_FPS, Frame, fit_size, one_line, silent_opencv, to_rgb_uint8
+from .reader import FrameSource, open_frames
+from .writer import FOURCC_BY_SUFFIX, VideoWriter
 
 CAMERA_RETRIES = 5  # failed reads in a row before a camera/stream counts as disconnected
 CAMERA_RETRY_DELAY = 0.05  # seconds between those reads
@@ -31,7 +32,7 @@ CAMERA_RETRY_DELAY = 0.05  # seconds between those reads
 # --------------------------------------------------------------------------------------------------
 def _open_camera(index: int) -> cv2.VideoCapture:
     """cv2.VideoCapture for a camera index, with OpenCV's probing warnings silenced."""
-    with _silent_opencv():
+    with silent_opencv():
         capture = cv2.VideoCapture(index)
     if not capture.isOpened():
         raise ValueError(f"camera {index}: cannot be opened (no such device, no permission, or in use)")
@@ -39,7 +40,7 @@ def _open_camera(index: int) -> cv2.VideoCapture:
 
 
 class LatestFrameGrabber:
-    """Capture on a background thread, keeping only the newest frame (DESIGN §1, use 4).
+    """Capture on a background thread, keeping only the newest frame (use 4 of docs/design.md#the-four-uses).
 
     ``source``: a camera index (int or digit string, e.g. 0 or "0"), a stream URL ("rtsp://...",
     "http://..."), or a video file / image folder, which acts as a camera: paced at its own frame rate
@@ -70,7 +71,7 @@ class LatestFrameGrabber:
             self._capture = _open_camera(int(source))
         elif "://" in str(source):
             self.name = str(source)
-            with _silent_opencv():
+            with silent_opencv():
                 self._capture = cv2.VideoCapture(self.name, cv2.CAP_FFMPEG)
             if not self._capture.isOpened():
                 raise ValueError(f"{self.name}: cannot open the stream")
@@ -139,7 +140,7 @@ class LatestFrameGrabber:
             if self._stop.is_set() and self.end_reason is None:
                 self.end_reason = "stopped"
         except Exception as err:  # thread boundary: report instead of dying silently
-            self.end_reason = f"capture failed: {_one_line(err)}"
+            self.end_reason = f"capture failed: {one_line(err)}"
         finally:
             if self._capture is not None:
                 self._capture.release()

@@ -1,12 +1,12 @@
 """Video input: frame sources (video files, image folders, globs).
 
-Reading (use 2 of DESIGN §1, "decoder streams frames"): ``open_frames(path)`` returns a ``FrameSource``
-for a video file (decord first, OpenCV's FFmpeg backend as the fallback), an image folder (natural
-order: 2.jpg before 10.jpg) or a glob of images. Iterating yields ``Frame(index, timestamp, image)``:
-``index`` is the frame's position in the stream (counting every decoded frame, also those a stride
-skips), ``timestamp`` its presentation time in seconds, ``image`` RGB uint8 [H, W, 3]. Frame count and
-timestamps come from decoding, never from the container header; the header's frame count is used only
-to notice a stream that ends early. Every frame is checked and converted (grayscale, alpha, 16-bit).
+Reading (use 2 of docs/design.md#the-four-uses, "track a video file": frames are streamed):
+``open_frames(path)`` returns a ``FrameSource`` for a video file (decord first, OpenCV's FFmpeg backend as
+the fallback), an image folder (natural order: 2.jpg before 10.jpg) or a glob of images. Iterating yields
+``Frame(index, timestamp, image)``: ``index`` is the frame's position in the stream (counting every decoded
+frame, also those a stride skips), ``timestamp`` its presentation time in seconds, ``image`` RGB uint8
+[H, W, 3]. Frame count and timestamps come from decoding, never from the container header; the header's
+frame count is used only to notice a stream that ends early. Every frame is checked and converted (grayscale, alpha, 16-bit).
 
 Damaged files: a file that cannot be opened, or holds no decodable frame, raises at open time
 (FileNotFoundError / ValueError naming the file). A file that breaks later yields what decodes and
@@ -15,9 +15,8 @@ records the damage: ``source.errors`` (frames that failed to decode mid-stream) 
 code. MP4/MOV files written without "faststart" keep their index (moov atom) at the end: cutting bytes off
 their end loses the index and nothing decodes (an open-time error); AVI and Matroska stay readable.
 
-Writing videos is in ``video_writer.py``.
-
-Live input (cameras, streams, newest-frame capture, live recording) is in ``capture.py``.
+Writing videos is in ``writer.py``; live input (cameras, streams, newest-frame capture, live recording) in
+``capture.py``; what they share (``Frame``, frame checks, quiet OpenCV) in ``common.py``.
 """
 from __future__ import annotations
 
@@ -25,31 +24,22 @@ import glob
 import logging
 import math
 import os
-import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from .common import DEFAULT_FPS, Frame, fit_size, natural_key, one_line, silent_opencv, to_rgb_uint8
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 BACKENDS = ("auto", "decord", "opencv")
-DEFAULT_FPS = 30.0  # used when a container reports no usable frame rate, and for image sequences
 # OpenCV fallback: a run of failed grabs longer than this ends the stream (a bogus header length
 # must not make the reader spin), e.g. 10 s of video at 30 fps.
 MAX_CONSECUTIVE_FAILURES = 300
 _TIME_EPS = 1e-6
-
-
-class Frame(NamedTuple):
-    """One decoded frame: stream position, presentation time (s) and RGB uint8 image [H, W, 3]."""
-
-    index: int
-    timestamp: float
-    image: np.ndarray
 
 
 class _Decoded(NamedTuple):
@@ -61,85 +51,6 @@ class _Decoded(NamedTuple):
     image: np.ndarray | None
     error: str | None
     order: str = "bgr"
-
-
-# --------------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------------
-def natural_key(name: str) -> list:
-    """Sort key that orders digit runs by value: frame2.jpg < frame10.jpg."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def to_rgb_uint8(image: np.ndarray, order: str, where: str) -> np.ndarray:
-    """Check a decoded image and convert it to RGB uint8 [H, W, 3].
-
-    Accepts [H, W] or [H, W, 1] grayscale, [H, W, 3] colour and [H, W, 4] colour with alpha (dropped,
-    not composited), in uint8 or uint16 (scaled by 1/257). ``order`` is the channel order of colour input:
-    "bgr" (OpenCV) or "rgb" (decord). Anything else raises ValueError naming ``where``.
-    """
-    if not isinstance(image, np.ndarray) or image.size == 0:
-        raise ValueError(f"{where}: decoder returned an empty image")
-    if image.dtype == np.uint16:
-        image = (image // 257).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise ValueError(f"{where}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"{where}: unsupported image shape {list(image.shape)} (expected HxW, HxWx3 or HxWx4)")
-    if image.shape[2] == 4:
-        image = image[:, :, :3]
-    if order == "bgr":
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(image)
-
-
-def fit_size(width: int, height: int, max_size: int) -> tuple[int, int]:
-    """(width, height) scaled down so that the long side is at most ``max_size`` (0: unchanged)."""
-    if max_size <= 0 or max(width, height) <= max_size:
-        return width, height
-    scale = max_size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _quiet_ffmpeg() -> None:
-    """Silence FFmpeg's own console messages ("moov atom not found", ...): the reader reports problems
-    itself, one line per problem. Set OPENCV_FFMPEG_LOGLEVEL yourself to see them (e.g. 24).
-
-    OpenCV reads the variable once, when its FFmpeg backend first starts, so this runs at import."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-
-
-_quiet_ffmpeg()
-
-
-_NATIVE_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")  # decord's "[12:00:00] src/x.cc:42: "
-
-
-def _one_line(error: BaseException) -> str:
-    """An exception's message on one line (its last, most specific one), without decord's
-    timestamp/source-file prefixes."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return _NATIVE_LOG_PREFIX.sub("", lines[-1]) if lines else type(error).__name__
-
-
-@contextmanager
-def _silent_opencv() -> Iterator[None]:
-    """Silence OpenCV's own log while probing a source (its backends print a WARN line per failed
-    attempt); the caller turns a failure into one clear error instead."""
-    log = getattr(getattr(cv2, "utils", None), "logging", None)
-    if log is None:
-        yield
-        return
-    level = log.getLogLevel()
-    log.setLogLevel(log.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        log.setLogLevel(level)
 
 
 def _import_decord():
@@ -180,10 +91,10 @@ def _decord_frames(source: FrameSource, reader, start: float) -> Iterator[_Decod
     except StopIteration:
         return
     except (DECORDError, RuntimeError) as err:
-        logger.info("%s: decord failed at frame %d (%s); OpenCV takes over", source.path, position, _one_line(err))
+        logger.info("%s: decord failed at frame %d (%s); OpenCV takes over", source.path, position, one_line(err))
     del reader
     source.backend = "decord+opencv"
-    with _silent_opencv():
+    with silent_opencv():
         capture = cv2.VideoCapture(source.path, cv2.CAP_FFMPEG)
     yield from _opencv_frames(capture, source.declared_frames, source.fps, start, resume_at=position)
 
@@ -428,7 +339,7 @@ def _open_video(path: str, backend: str, start: float
     """Open a video file: (backend name, decoder factory, fps, declared frame count)."""
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path}: empty file (0 bytes)")
-    with _silent_opencv():
+    with silent_opencv():
         capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not capture.isOpened():
         hint = (" (an MP4/MOV cut short before its index, the 'moov' atom, cannot be read)"
@@ -450,8 +361,8 @@ def _open_video(path: str, backend: str, start: float
         except (DECORDError, RuntimeError) as err:
             if backend == "decord":
                 capture.release()
-                raise ValueError(f"{path}: decord cannot open it ({_one_line(err)})") from None
-            logger.info("%s: decord cannot open it (%s); using OpenCV", path, _one_line(err))
+                raise ValueError(f"{path}: decord cannot open it ({one_line(err)})") from None
+            logger.info("%s: decord cannot open it (%s); using OpenCV", path, one_line(err))
         else:
             capture.release()
             avg = reader.get_avg_fps()

@@ -1,6 +1,6 @@
 """Atomic video writing: ``VideoWriter`` encodes RGB frames with OpenCV to a temporary file beside the target
 and renames it on ``close()``, so a failed run never leaves a half-written video under the final name.
-Reading is in ``video_io.py``, live capture and recording in ``capture.py``.
+Reading is in ``reader.py``, live capture and recording in ``capture.py``.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .video_io import _silent_opencv
+from .common import silent_opencv
 
 # Codecs that OpenCV's bundled FFmpeg can encode without extra libraries (checked on
 # opencv-python-headless 5.0: H.264/avc1 is not available, mp4v and MJPG are).
@@ -56,7 +56,7 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _temp_name(self.path)
         self._pad = (self.height % 2, self.width % 2)  # (bottom rows, right columns) added per frame
-        with _silent_opencv():
+        with silent_opencv():
             self._writer: cv2.VideoWriter | None = cv2.VideoWriter(
                 str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps,
                 (self.width + self._pad[1], self.height + self._pad[0]))

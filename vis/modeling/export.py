@@ -34,11 +34,11 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-from ..image.box_ops import cxcywh_to_xyxy, decode_deltas
-from ..image.data.collate import pad_and_normalize
-from ..image.roi_pooler import assign_levels, boxes_to_rois
-from ..image.stage import QueryStage
-from ..image.types import ImageBatch
+from ...image.box_ops import cxcywh_to_xyxy, decode_deltas
+from ...image.data.collate import pad_and_normalize
+from ...image.roi_pooler import assign_levels, boxes_to_rois
+from ...image.stage import QueryStage
+from ...image.types import ImageBatch
 from .model import FrameDetections, QueryInstVIS, paste_label_masks, select_detections
 
 OPSET = 17  # RoiAlign-16 is the first with half_pixel (aligned=True) coordinates
@@ -150,7 +150,9 @@ def export_torchscript(model: QueryInstVIS, path: str | os.PathLike, height: int
 
 class OnnxQueryInstVIS:
     """``QueryInstVIS.detect`` on ONNX Runtime (CPU): the exported network, then the same selection and
-    mask paste in Python. Usable wherever a ``QueryInstVIS`` is used for inference (``track_frames``).
+    mask paste in Python. Usable wherever a ``QueryInstVIS`` is used for inference: it has what
+    ``vis.inference.FrameDetector`` asks for, ``detect`` and ``device`` (the CPU: the caller prepares the
+    images there, where ONNX Runtime reads them).
 
     Args:
         path: an ONNX file written by ``export_onnx``.
@@ -168,23 +170,16 @@ class OnnxQueryInstVIS:
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         self.path = os.fspath(path)
+        self.device = torch.device("cpu")  # where the inputs go (ONNX Runtime runs here on the CPU)
         self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if meta is None:
-            raise ValueError(f"{path}: not written by queryinst.vis.export.export_onnx (no '{METADATA_KEY}' metadata)")
+            raise ValueError(f"{path}: not written by queryinst.vis.modeling.export.export_onnx "
+                             f"(no '{METADATA_KEY}' metadata)")
         self.settings = json.loads(meta)
         self.max_per_frame = self.settings["max_per_frame"] if max_per_frame is None else max_per_frame
         self.score_threshold = self.settings["score_threshold"] if score_threshold is None else score_threshold
         self.mask_threshold = self.settings["mask_threshold"] if mask_threshold is None else mask_threshold
-
-    def eval(self) -> "OnnxQueryInstVIS":
-        """No-op (the ONNX graph is inference-only), for callers written for ``nn.Module``s."""
-        return self
-
-    def parameters(self) -> Iterator[Tensor]:
-        """One empty CPU tensor: callers that take their device from the parameters (``track_frames``)
-        then prepare the images on the CPU, where ONNX Runtime reads them."""
-        yield torch.empty(0)
 
     def run_network(self, image: Tensor, image_size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """image [1, 3, Hp, Wp] normalised and padded; image_size the unpadded (h, w) -> (cls_logits [N, C],

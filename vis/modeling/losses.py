@@ -7,7 +7,7 @@ is 1 + the index of the same instance among the reference GTs, or 0 if it is abs
 Reduction as the 2019 MaskTrack R-CNN code (youtubevos/MaskTrackRCNN ``TrackHead.loss``): per image the
 cross-entropy summed over its matched key instances divided by their number, then the mean over the
 images of the batch (an image without matched key instances adds 0). mmdetection 3.x ``RoIEmbedHead``
-computes the same per-instance terms (tests/vis/test_mmdet_track_head_reference.py) but divides each
+computes the same per-instance terms (tests/vis/modeling/test_mmdet_track_head_reference.py) but divides each
 image's sum by the number of key instances that also appear in the reference frame, which weights the
 "new" terms of absent instances up; we keep the original, the head the paper adds (Sec. 3.5).
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..image.losses import at_least_fp32
+from ...image.losses import at_least_fp32
 
 
 def match_logits(key_emb: Tensor, ref_emb: Tensor) -> Tensor:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..image.model import QueryInst
-from ..image.postprocess import paste_masks
-from ..image.types import ImageBatch, Targets
-from ..tracking.types import Detections
+from ...image.model import QueryInst
+from ...image.postprocess import paste_masks
+from ...image.types import ImageBatch, Targets
+from ...tracking.types import Detections
 from .losses import track_loss, track_targets
 from .track_head import TrackHead
 
@@ -64,6 +64,11 @@ class QueryInstVIS(nn.Module):
         self.track_head = track_head
         self.track_loss_weight = track_loss_weight
         self.max_per_frame, self.score_threshold, self.mask_threshold = max_per_frame, score_threshold, mask_threshold
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters are, hence where ``detect`` wants its images (``vis.inference.FrameDetector``)."""
+        return next(self.parameters()).device
 
     def embed(self, features: list[Tensor], rois: Tensor) -> Tensor:
         """rois [K, 5] (batch index, xyxy) -> embeddings [K, D] from 7x7 RoIAlign on the pyramid."""
@@ -125,7 +130,7 @@ class QueryInstVIS(nn.Module):
 def select_detections(cls_logits: Tensor, max_per_frame: int, score_threshold: float) -> tuple[Tensor, Tensor, Tensor]:
     """One frame's last-stage logits [N, C] -> (scores [K], labels [K], query indices [K]), best first:
     each query's best class (sigmoid), the top ``max_per_frame`` queries by it, minus those below
-    ``score_threshold``. Shared by ``QueryInstVIS.detect`` and the ONNX Runtime model (vis/export.py)."""
+    ``score_threshold``. Shared by ``QueryInstVIS.detect`` and the ONNX Runtime model (vis/modeling/export.py)."""
     scores, labels = cls_logits.sigmoid().max(dim=1)
     scores, queries = scores.topk(min(max_per_frame, len(scores)))
     keep = scores >= score_threshold

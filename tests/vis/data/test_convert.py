@@ -1,7 +1,6 @@
-"""Tests of vis/convert.py and tools/convert_to_ytvis.py: round trips YouTube-VIS -> COCO / PNG -> back."""
+"""Tests of vis/data/convert.py and tools/convert_to_ytvis.py: round trips YouTube-VIS -> COCO / PNG -> back."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from queryinst.vis.convert import (
+from queryinst.vis.data.convert import (
     coco_frame_folder_to_ytvis,
     coco_video_to_ytvis,
     load_coco_annotations,
@@ -21,8 +20,7 @@ from queryinst.vis.convert import (
 )
 from queryinst.vis.data.synthetic import make_ytvis_dataset
 from queryinst.vis.data.ytvis import YTVISDataset
-
-REPO = Path(__file__).resolve().parents[2]
+from support.repo import REPO_ROOT, load_tool
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +148,7 @@ def test_png_errors_name_the_file(tmp_path):
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("_tool_convert_to_ytvis", REPO / "tools" / "convert_to_ytvis.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("convert_to_ytvis")
 
 
 def test_tool_converts_and_fails_with_one_line(split, tmp_path, capsys):

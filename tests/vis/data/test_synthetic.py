@@ -13,8 +13,8 @@ from pycocotools import mask as mask_utils
 
 from queryinst.vis.data.synthetic import VideoSceneOptions, make_ytvis_dataset, make_ytvis_splits
 from queryinst.vis.data.ytvis import YTVISDataset
+from support.repo import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
 MOVING = VideoSceneOptions(speed=0.3, enter_leave_prob=1.0)
 
 
@@ -130,12 +130,13 @@ def test_invalid_arguments_raise_value_error(tmp_path: Path) -> None:
         VideoSceneOptions(speed=-1.0)
 
 
+@pytest.mark.slow
 def test_cli_ytvis_with_valid(tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    result = subprocess.run([sys.executable, str(REPO / "tools" / "make_synthetic.py"), "ytvis", "--out", str(out),
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "make_synthetic.py"), "ytvis", "--out", str(out),
                              "--num-videos", "2", "--valid", "1", "--length", "3", "--annotate-every", "5",
                              "--height", "32", "--width", "48"],
-                            capture_output=True, text=True, cwd=REPO, timeout=120)
+                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert str(out / "valid" / "valid_gt.json") in result.stdout
     valid = json.loads((out / "valid" / "valid.json").read_text())

@@ -1,4 +1,4 @@
-"""Tests of vis/submission.py: result validation, results.zip layout, reading .json/.zip."""
+"""Tests of vis/eval/submission.py: result validation, results.zip layout, reading .json/.zip."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from queryinst.vis.submission import read_results, validate_results, video_shape, write_results_zip
+from queryinst.vis.eval.submission import read_results, validate_results, video_shape, write_results_zip
 
 VIDEOS = [{"id": 3, "height": 6, "width": 8, "length": 2}, {"id": 5, "height": 6, "width": 8,
                                                              "file_names": ["a.jpg", "b.jpg", "c.jpg"]}]

@@ -1,86 +1,19 @@
-"""Tests of vis/video_io.py (decoding with decord and OpenCV, frame checks, damage reports, writers) and of
-vis/capture.py (newest-frame capture, live recording)."""
+"""Tests of vis/io/reader.py: decoding with decord and OpenCV, frame checks, damage reports."""
 from __future__ import annotations
 
-import struct
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from queryinst.vis import capture, video_io
-from queryinst.vis.capture import LatestFrameGrabber, LiveRecorder, webcam_frames
-from queryinst.vis.video_io import natural_key, open_frames, to_rgb_uint8
-from queryinst.vis.video_writer import VideoWriter
+from queryinst.vis.io import reader
+from queryinst.vis.io.common import natural_key, to_rgb_uint8
+from queryinst.vis.io.reader import open_frames
+from support.videos import H, W, moving_square, square_x, truncate, write_mjpeg_avi, write_video
 
-H, W = 64, 96
-HAS_DECORD = video_io._import_decord() is not None
+HAS_DECORD = reader._import_decord() is not None
 BACKENDS = ["opencv", pytest.param("decord", marks=pytest.mark.skipif(not HAS_DECORD, reason="decord not installed"))]
-
-
-def moving_square(count: int, height: int = H, width: int = W) -> list[np.ndarray]:
-    """RGB frames with a bright square moving right on a dark background (so frames differ)."""
-    frames = []
-    for i in range(count):
-        frame = np.full((height, width, 3), 40, dtype=np.uint8)
-        x = 4 + 3 * i
-        frame[10:30, x:x + 20] = (250, 200, 30)
-        frames.append(frame)
-    return frames
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0, fourcc: str = "MJPG",
-                color: bool = True) -> Path:
-    """Write RGB (or grayscale, color=False) frames with OpenCV's own VideoWriter."""
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height), color)
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if color else frame)
-    writer.release()
-    return path
-
-
-def write_mjpeg_avi(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    """A minimal Motion-JPEG AVI written by hand: unlike OpenCV's writer (which crops to even sizes),
-    it keeps odd frame sizes such as 97x131."""
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return tag + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
-
-    def listing(kind: bytes, payload: bytes) -> bytes:
-        return b"LIST" + struct.pack("<I", len(payload) + 4) + kind + payload
-
-    height, width = frames[0].shape[:2]
-    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in frames]
-    n = len(jpegs)
-    avih = struct.pack("<10I", int(1e6 / fps), 0, 0, 0x10, n, 0, 1, 0, width, height) + b"\0" * 16
-    strh = b"vidsMJPG" + struct.pack("<IHHIIIIIIIIhhhh", 0, 0, 0, 0, 1000, int(fps * 1000), 0, n, 0,
-                                     0xFFFFFFFF, 0, 0, 0, width, height)
-    strf = struct.pack("<IiiHH4sIiiII", 40, width, height, 1, 24, b"MJPG", width * height * 3, 0, 0, 0, 0)
-    hdrl = listing(b"hdrl", chunk(b"avih", avih) + listing(b"strl", chunk(b"strh", strh) + chunk(b"strf", strf)))
-    movi, index, offset = b"", b"", 4
-    for jpeg in jpegs:
-        data = chunk(b"00dc", jpeg)
-        index += b"00dc" + struct.pack("<III", 0x10, offset, len(jpeg))
-        movi += data
-        offset += len(data)
-    body = b"AVI " + hdrl + listing(b"movi", movi) + chunk(b"idx1", index)
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-    return path
-
-
-def truncate(path: Path, keep: float) -> Path:
-    data = path.read_bytes()
-    out = path.with_name(f"cut_{path.name}")
-    out.write_bytes(data[:int(len(data) * keep)])
-    return out
-
-
-def square_x(image: np.ndarray) -> int:
-    """Left edge of the bright square (column of the first bright pixel in row 20)."""
-    return int(np.flatnonzero(image[20, :, 0] > 150)[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,101 +169,3 @@ def test_truncated_mp4_loses_its_index(tmp_path):
     video = write_video(tmp_path / "clip.mp4", moving_square(10), fourcc="mp4v")
     with pytest.raises(ValueError, match="cut_clip.mp4: not a readable video.*moov"):
         open_frames(truncate(video, 0.7))
-
-
-# --------------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
-def test_video_writer_is_atomic_and_round_trips(tmp_path, suffix):
-    target = tmp_path / "out" / f"result{suffix}"
-    frames = moving_square(5)
-    writer = VideoWriter(target, 10.0, (W, H))
-    for frame in frames:
-        writer.write(frame)
-    assert not target.exists() and len(list(target.parent.iterdir())) == 1  # only the hidden temp file
-    assert writer.close() == target and sorted(p.name for p in target.parent.iterdir()) == [target.name]
-    got = list(open_frames(target))
-    assert len(got) == 5 and got[0].image.shape == (H, W, 3)
-    assert abs(square_x(got[4].image) - square_x(frames[4])) <= 1
-
-
-def test_video_writer_pads_odd_sizes_and_discards_on_error(tmp_path):
-    odd = tmp_path / "odd.mp4"
-    with VideoWriter(odd, 5.0, (131, 97)) as writer:
-        writer.write(np.full((97, 131, 3), 200, np.uint8))
-    image = next(iter(open_frames(odd))).image
-    assert image.shape == (98, 132, 3) and image[:97, :131].mean() > 190 and image[97].mean() < 20
-    failed = tmp_path / "failed.avi"
-    with pytest.raises(ValueError, match="failed.avi: frames must be RGB uint8"):
-        with VideoWriter(failed, 5.0, (W, H)) as writer:
-            writer.write(np.zeros((H, W, 3), np.uint8))
-            writer.write(np.zeros((H, W), np.uint8))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.mp4"]
-    with pytest.raises(ValueError, match="unsupported video suffix"):
-        VideoWriter(tmp_path / "x.gif", 5.0, (W, H))
-
-
-def test_live_recorder_measures_the_rate(tmp_path):
-    recorder = LiveRecorder(tmp_path / "rec.avi", warmup_frames=4)
-    for k, frame in enumerate(moving_square(6)):
-        recorder.write(frame, t=100.0 + k / 20)  # 20 frames per second
-    assert recorder.close() == tmp_path / "rec.avi" and recorder.fps == pytest.approx(20.0)
-    source = open_frames(tmp_path / "rec.avi")
-    assert source.fps == pytest.approx(20.0, rel=0.01) and len(list(source)) == 6
-    assert LiveRecorder(tmp_path / "none.mp4").close() is None and not (tmp_path / "none.mp4").exists()
-
-
-# --------------------------------------------------------------------------------------------------
-# Live capture
-# --------------------------------------------------------------------------------------------------
-def test_grabber_keeps_the_newest_frame_and_counts_drops(tmp_path):
-    video = write_video(tmp_path / "fast.avi", moving_square(30), fps=200.0)
-    with LatestFrameGrabber(str(video)) as grabber:
-        delivered = []
-        while (frame := grabber.read(timeout=5.0)) is not None:
-            delivered.append(frame)
-            time.sleep(0.03)  # a consumer 6x slower than the source
-        assert grabber.finished and grabber.end_reason == "end of file"
-        assert grabber.dropped > 0 and grabber.captured == 30
-        assert grabber.delivered + grabber.dropped == grabber.captured == len(delivered) + grabber.dropped
-        indices = [f.index for f in delivered]
-        assert indices == sorted(indices) and indices[-1] == 29  # the newest frame is never lost
-
-
-def test_webcam_frames_unpaced_and_stops(tmp_path):
-    video = write_video(tmp_path / "clip.avi", moving_square(5))
-    frames = webcam_frames(str(video), realtime=False)
-    first = next(frames)
-    assert first.image.shape == (H, W, 3)
-    frames.close()  # stops the capture thread
-
-
-class _FakeCamera:
-    """Stands in for cv2.VideoCapture(index): three frames, then the camera is unplugged."""
-
-    def __init__(self, index: int) -> None:
-        self.left = 3
-
-    def isOpened(self) -> bool:
-        return True
-
-    def get(self, prop: int) -> float:
-        return 30.0
-
-    def read(self) -> tuple[bool, np.ndarray | None]:
-        self.left -= 1
-        return (True, np.zeros((H, W, 3), np.uint8)) if self.left >= 0 else (False, None)
-
-    def release(self) -> None:
-        pass
-
-
-def test_camera_disconnect_ends_cleanly_and_bad_index_fails(monkeypatch):
-    with pytest.raises(ValueError, match="camera 97: cannot be opened"):
-        LatestFrameGrabber(97)
-    monkeypatch.setattr(capture.cv2, "VideoCapture", _FakeCamera)
-    grabber = LatestFrameGrabber("0")
-    frames = list(grabber.frames(timeout=5.0))
-    assert 1 <= len(frames) <= 3 and grabber.finished
-    assert "stopped delivering frames" in grabber.end_reason

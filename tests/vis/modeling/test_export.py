@@ -1,4 +1,4 @@
-"""ONNX export (vis/export.py): the exported per-frame network on ONNX Runtime matches PyTorch, and
+"""ONNX export (vis/modeling/export.py): the exported per-frame network on ONNX Runtime matches PyTorch, and
 OnnxQueryInstVIS.detect / track_frames give the same detections and tracks as QueryInstVIS."""
 import numpy as np
 import pytest
@@ -6,15 +6,17 @@ import torch
 
 from queryinst.image.postprocess import paste_masks
 from queryinst.tracking import OnlineTracker
-from queryinst.vis.build import build_queryinst_vis
-from queryinst.vis.config import VisConfig
-from queryinst.vis.export import FrameNetwork, export_onnx, export_torchscript
+from queryinst.vis.modeling.build import build_queryinst_vis
+from queryinst.vis.modeling.export import FrameNetwork, export_onnx, export_torchscript
 from queryinst.vis.inference import track_frames
+from support.repo import tiny_config
 
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from queryinst.vis.export import OnnxQueryInstVIS  # noqa: E402  (needs onnxruntime)
+from queryinst.vis.modeling.export import OnnxQueryInstVIS  # noqa: E402  (needs onnxruntime)
+
+pytestmark = pytest.mark.slow  # ONNX / TorchScript export
 
 # ONNX Runtime's kernels round differently: |a - b| <= TOL * (1 + max |b|), i.e. 1e-4 relative to the
 # tensor's scale (boxes of a random-weight model reach ~600 px; fp32 rounding alone moves them ~1e-3 px).
@@ -23,13 +25,7 @@ TOL = 1e-4
 
 def _tiny_model(num_stages: int = 2) -> torch.nn.Module:
     torch.manual_seed(0)
-    cfg = VisConfig()
-    cfg.model.backbone = "resnet18"
-    cfg.model.num_classes = 3
-    cfg.model.num_stages = num_stages
-    cfg.model.fpn_channels = cfg.model.hidden_dim = 32
-    cfg.model.num_heads, cfg.model.dynamic_dim, cfg.model.feedforward_dim = 4, 8, 64
-    cfg.model.track_dim = 16
+    cfg = tiny_config(vis=True, narrow=True, num_stages=num_stages, track_dim=16)
     cfg.inference.score_threshold = 0.0  # every query detected
     return build_queryinst_vis(cfg).eval()
 

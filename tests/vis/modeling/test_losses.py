@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from queryinst.vis.losses import match_logits, track_loss, track_targets
+from queryinst.vis.modeling.losses import match_logits, track_loss, track_targets
 
 
 def test_targets_point_at_the_same_instance_or_new():

@@ -2,7 +2,7 @@
 the track loss (mmdet/models/tracking_heads/roi_embed_head.py, roi_track_head.py).
 
 Skipped unless mmdetection is installed; run it in the separate environment described in
-tests/image/test_mmdet_reference.py (``python tests/vis/test_mmdet_track_head_reference.py`` prints
+tests/image/test_mmdet_reference.py (``python tests/vis/modeling/test_mmdet_track_head_reference.py`` prints
 the figures).
 
 Same RoI features and weights on both sides, float64. What is equal and what differs on purpose:
@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 mmdet = pytest.importorskip("mmdet")
 if __name__ == "__main__":  # run as a script: tests/ (the support helpers) is not on the path yet
-    sys.path.insert(0, __file__.rsplit("/", 2)[0])
+    sys.path.insert(0, __file__.rsplit("/", 3)[0])
 
-from queryinst.vis.losses import match_logits, track_loss, track_targets  # noqa: E402
-from queryinst.vis.track_head import TrackHead  # noqa: E402
+from queryinst.vis.modeling.losses import match_logits, track_loss, track_targets  # noqa: E402
+from queryinst.vis.modeling.track_head import TrackHead  # noqa: E402
 from support.mmdet_ref import relative_max_diff, stub_missing_mmcv_ext  # noqa: E402
 
 TOLERANCE = 1e-12  # float64 on both sides: the same matrix products

@@ -5,17 +5,13 @@ import torch
 from queryinst.image.build import build_queryinst
 from queryinst.image.config import Config
 from queryinst.image.types import Targets
-from queryinst.vis.build import build_queryinst_vis, init_from_image_checkpoint
+from queryinst.vis.modeling.build import build_queryinst_vis, init_from_image_checkpoint
 from queryinst.vis.config import VisConfig
+from support.repo import tiny_config
 
 
 def tiny_vis_config() -> VisConfig:
-    cfg = VisConfig()
-    cfg.model.backbone = "resnet18"
-    cfg.model.num_classes = 3
-    cfg.model.num_stages = 2
-    cfg.model.track_dim = 64
-    return cfg
+    return tiny_config(vis=True, num_stages=2, track_dim=64)
 
 
 def _pair():
@@ -116,7 +112,7 @@ def _reference_detect(model, images, orig_sizes):
 
 @pytest.mark.parametrize("plausible", [True, False])
 def test_detect_equals_the_reference_implementation_bit_for_bit(plausible):
-    from queryinst.vis.benchmark import benchmark_vis_model
+    from queryinst.vis.bench.harness import benchmark_vis_model
 
     cfg = tiny_vis_config()
     cfg.model.fpn_channels = cfg.model.hidden_dim = 64
