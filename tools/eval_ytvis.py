@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from queryinst import cli
-from queryinst.vis.eval.ytvis_eval import YTVISEvaluator, format_summary, load_ytvis_gt
 from queryinst.vis.eval.submission import read_results
+from queryinst.vis.eval.ytvis_eval import YTVISEvaluator, format_summary, load_ytvis_gt
 
 
 def main(argv: list[str] | None = None) -> int:

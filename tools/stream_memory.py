@@ -22,9 +22,9 @@ import torch
 from queryinst import cli
 from queryinst.image.config import load_config
 from queryinst.tracking import OnlineTracker
-from queryinst.vis.modeling.build import build_queryinst_vis, load_vis_model
 from queryinst.vis.config import VisConfig
 from queryinst.vis.inference import VideoTrackAccumulator, track_frames
+from queryinst.vis.modeling.build import build_queryinst_vis, load_vis_model
 
 
 def moving_shapes(num_frames: int, height: int, width: int):

@@ -16,14 +16,14 @@ import logging
 import sys
 
 from queryinst import cli
-from queryinst.tracking import OnlineTracker
-from queryinst.vis.modeling.build import load_vis_model
 from queryinst.image.atomic import write_json_atomic
 from queryinst.image.config import load_config
+from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.ytvis import YTVISDataset
-from queryinst.vis.inference import predict_split
 from queryinst.vis.eval.submission import validate_results, write_results_zip
+from queryinst.vis.inference import predict_split
+from queryinst.vis.modeling.build import load_vis_model
 
 
 def main(argv: list[str] | None = None) -> int:

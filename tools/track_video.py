@@ -44,12 +44,13 @@ from tqdm import tqdm
 from queryinst import cli
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
-from queryinst.vis.modeling.export import onnx_runtime_model
 from queryinst.vis.inference import FrameResult, VideoTrackAccumulator, track_frames
-from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
-from queryinst.vis.modeling.model import QueryInstVIS
-from queryinst.vis.io.reader import Frame, FrameSource, open_frames
+from queryinst.vis.io.common import Frame
+from queryinst.vis.io.reader import FrameSource, open_frames
 from queryinst.vis.io.writer import VideoWriter
+from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
+from queryinst.vis.modeling.export import onnx_runtime_model
+from queryinst.vis.modeling.model import QueryInstVIS
 from queryinst.vis.visualize import (
     TrackTrails,
     draw_tracks,

@@ -14,8 +14,8 @@ import sys
 from queryinst import cli
 from queryinst.image.atomic import write_json_atomic
 from queryinst.vis.data.ytvis import YTVISDataset
-from queryinst.vis.eval.ytvis_eval import load_ytvis_gt
 from queryinst.vis.eval.oracle import oracle_table
+from queryinst.vis.eval.ytvis_eval import load_ytvis_gt
 
 
 def main(argv: list[str] | None = None) -> int:

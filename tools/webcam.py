@@ -33,13 +33,13 @@ import numpy as np
 
 from queryinst import cli
 from queryinst.tracking import OnlineTracker
-from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
-from queryinst.vis.modeling.export import onnx_runtime_model
 from queryinst.vis.config import VisConfig
 from queryinst.vis.inference import track_frames
+from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
+from queryinst.vis.io.common import Frame
 from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
+from queryinst.vis.modeling.export import onnx_runtime_model
 from queryinst.vis.modeling.model import QueryInstVIS
-from queryinst.vis.io.reader import Frame
 from queryinst.vis.visualize import (
     FpsMeter,
     TrackTrails,

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from queryinst.image.checkpoint import load_checkpoint
+from queryinst.cli import error_message
 from queryinst.image.build import build_queryinst
+from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import load_config
 from queryinst.image.data.synthetic import CocoSceneOptions, make_coco_splits
-from queryinst.cli import error_message
 from queryinst.image.engine import train
 from queryinst.image.sampling import SeededSamples, SkipSampler
 from support.repo import REPO_ROOT

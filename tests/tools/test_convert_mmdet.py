@@ -7,7 +7,6 @@ ResNet-18 model so that they stay fast.
 """
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch

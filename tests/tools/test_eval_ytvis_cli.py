@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from queryinst.vis.eval import STAT_KEYS
 from queryinst.vis.bench.ytvis_case import make_benchmark_case
+from queryinst.vis.eval import STAT_KEYS
 from queryinst.vis.eval.submission import write_results_zip
 from support.repo import REPO_ROOT
 

@@ -11,14 +11,14 @@ import torch
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import merge_into, save_config
-from queryinst.vis.modeling.build import build_queryinst_vis
 from queryinst.vis.config import VisConfig
+from queryinst.vis.modeling.build import build_queryinst_vis
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from queryinst.vis.modeling.export import OnnxQueryInstVIS  # noqa: E402  (needs onnxruntime)
-from support.repo import REPO_ROOT, load_tool
+from support.repo import load_tool
 
 pytestmark = pytest.mark.slow  # export and tool end-to-end runs
 

@@ -8,10 +8,10 @@ import torch
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import load_config, merge_into
-from queryinst.vis.modeling.build import build_queryinst_vis
 from queryinst.vis.config import VisConfig
+from queryinst.vis.modeling.build import build_queryinst_vis
 from queryinst.vis.modeling.build import load_vis_model
-from support.repo import REPO_ROOT, load_tool
+from support.repo import load_tool
 
 TINY = {"model": {"backbone": "resnet18", "num_stages": 2, "hidden_dim": 32, "fpn_channels": 32, "dynamic_dim": 8,
                   "feedforward_dim": 64, "num_heads": 4, "track_dim": 16, "num_classes": 3}}

@@ -10,9 +10,9 @@ import torch
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import load_config, save_config
-from queryinst.vis.modeling.build import build_queryinst_vis
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.synthetic import make_ytvis_splits
+from queryinst.vis.modeling.build import build_queryinst_vis
 from support.repo import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # tool end-to-end runs (subprocesses)

@@ -20,9 +20,9 @@ from pycocotools import mask as mask_utils
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import merge_into, save_config
-from queryinst.vis.modeling.build import build_queryinst_vis
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.synthetic import make_ytvis_dataset
+from queryinst.vis.modeling.build import build_queryinst_vis
 from support.repo import REPO_ROOT, load_tool
 
 H, W = 64, 96

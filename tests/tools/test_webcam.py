@@ -6,7 +6,6 @@ frame, so inference is slower than capture and the demo must drop frames rather 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import cv2
@@ -16,12 +15,12 @@ import torch
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import merge_into, save_config
-from queryinst.vis.modeling.build import build_queryinst_vis
-from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.config import VisConfig
+from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.io.reader import open_frames
+from queryinst.vis.modeling.build import build_queryinst_vis
 from queryinst.vis.modeling.build import load_vis_model
-from support.repo import REPO_ROOT, load_tool
+from support.repo import load_tool
 
 H, W = 64, 96
 SOURCE_FPS = 100.0

@@ -47,14 +47,14 @@ from ...image.model import QueryInst
 from ...image.postprocess import paste_masks
 from ...image.roi_pooler import assign_levels
 from ...tracking import Detections, OnlineTracker, TrackerConfig
-from ..modeling.build import build_queryinst_vis
 from ..config import VisConfig
-from .ytvis_case import make_benchmark_case
 from ..eval.ytvis_eval import evaluate_ytvis
 from ..inference import frame_to_tensor, track_frames
+from ..modeling.build import build_queryinst_vis
 from ..modeling.model import select_detections
 from .report import targets
 from .timing import machine_info, stats_ms, time_interleaved, top_operators
+from .ytvis_case import make_benchmark_case
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from queryinst.vis.data.convert import (
 )
 from queryinst.vis.data.synthetic import make_ytvis_dataset
 from queryinst.vis.data.ytvis import YTVISDataset
-from support.repo import REPO_ROOT, load_tool
+from support.repo import load_tool
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import pytest
 from queryinst.tracking.config import TrackerConfig
 from queryinst.vis.data.synthetic import VideoSceneOptions, make_ytvis_dataset
 from queryinst.vis.data.ytvis import YTVISDataset
-from queryinst.vis.eval.ytvis_eval import evaluate_ytvis, load_ytvis_gt
 from queryinst.vis.eval.oracle import oracle_records
 from queryinst.vis.eval.submission import validate_results
+from queryinst.vis.eval.ytvis_eval import evaluate_ytvis, load_ytvis_gt
 
 
 @pytest.fixture(scope="module")

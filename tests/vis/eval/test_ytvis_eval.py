@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from queryinst.vis.eval import STAT_KEYS, YTVISEvaluator, evaluate_ytvis, format_summary
 from queryinst.vis.bench.ytvis_case import make_benchmark_case
+from queryinst.vis.eval import STAT_KEYS, YTVISEvaluator, evaluate_ytvis, format_summary
 from queryinst.vis.eval.ytvis_eval import _video_ious
 
 # ----------------------------------------------------------------------------- slow reference

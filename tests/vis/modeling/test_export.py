@@ -6,9 +6,9 @@ import torch
 
 from queryinst.image.postprocess import paste_masks
 from queryinst.tracking import OnlineTracker
+from queryinst.vis.inference import track_frames
 from queryinst.vis.modeling.build import build_queryinst_vis
 from queryinst.vis.modeling.export import FrameNetwork, export_onnx, export_torchscript
-from queryinst.vis.inference import track_frames
 from support.repo import tiny_config
 
 pytest.importorskip("onnx")

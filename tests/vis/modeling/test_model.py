@@ -5,8 +5,8 @@ import torch
 from queryinst.image.build import build_queryinst
 from queryinst.image.config import Config
 from queryinst.image.types import Targets
-from queryinst.vis.modeling.build import build_queryinst_vis, init_from_image_checkpoint
 from queryinst.vis.config import VisConfig
+from queryinst.vis.modeling.build import build_queryinst_vis, init_from_image_checkpoint
 from support.repo import tiny_config
 
 
