@@ -35,3 +35,11 @@ def test_package_modules_import_no_private_names_of_other_modules():
             text = re.sub(r"import \(([^)]*)\)", lambda m: "import " + " ".join(m.group(1).split()), text)
             offenders += [f"{path.relative_to(REPO_ROOT)}: {m.group(0).strip()}" for m in PRIVATE_IMPORT.finditer(text)]
     assert offenders == []
+
+
+def test_design_doc_anchors_cited_in_the_code_exist():
+    headings = [line.lstrip("#").strip() for line in (REPO_ROOT / "docs" / "design.md").read_text().splitlines()
+                if line.startswith("#")]
+    anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}  # GitHub's rule
+    cited = {m.group(1) for p in _files(".py", ".md", ".yaml") for m in re.finditer(r"design\.md#([\w-]+)", p.read_text())}
+    assert cited and cited <= anchors, sorted(cited - anchors)
