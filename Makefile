@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo clean
+.PHONY: setup test test-fast demo clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): requirements.txt setup.py
 # pytest exits 5 when it collects no test: make treats that as a failure, as it should.
 test: setup
 	$(PY) -m pytest
+
+# Day-to-day subset (a couple of minutes): everything but the tests marked slow (whole trainings, tool
+# end-to-end runs, demo quality, export). Exit code 5 (nothing collected) fails here too.
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
 
 # Tracks the shipped sample clip with the shipped demo model (trained here on synthetic shapes only).
 demo: setup

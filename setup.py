@@ -1,18 +1,26 @@
 """QueryInst-VIS: the three code folders install as one package, ``queryinst``.
 
-``image/`` -> ``queryinst.image``, ``vis/`` -> ``queryinst.vis``, ``tracking/`` -> ``queryinst.tracking``.
+``image/`` -> ``queryinst.image``, ``vis/`` -> ``queryinst.vis``, ``tracking/`` -> ``queryinst.tracking``, and
+each of their subfolders with an ``__init__.py`` (``vis/modeling/`` -> ``queryinst.vis.modeling``, ...).
 """
+from pathlib import Path
+
 from setuptools import setup
 
-SUBPACKAGES = {
-    "queryinst.image": "image",
-    "queryinst.image.data": "image/data",
-    "queryinst.image.eval": "image/eval",
-    "queryinst.vis": "vis",
-    "queryinst.vis.data": "vis/data",
-    "queryinst.vis.eval": "vis/eval",
-    "queryinst.tracking": "tracking",
-}
+HERE = Path(__file__).resolve().parent
+
+
+def _subpackages() -> dict[str, str]:
+    """Every folder with an ``__init__.py`` under the three code folders, as installed name -> folder."""
+    found = {}
+    for folder, name in (("image", "queryinst.image"), ("vis", "queryinst.vis"), ("tracking", "queryinst.tracking")):
+        for init in sorted(Path(HERE, folder).rglob("__init__.py")):
+            rel = init.parent.relative_to(HERE).as_posix()
+            found[".".join([name, *init.parent.relative_to(Path(HERE, folder)).parts])] = rel
+    return found
+
+
+SUBPACKAGES = _subpackages()  # {"queryinst.vis.modeling": "vis/modeling", ...}
 
 setup(
     name="queryinst-vis",

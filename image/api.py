@@ -103,7 +103,7 @@ class Predictor:
         from .build import build_queryinst
         from .checkpoint import load_checkpoint
         from .config import Config, config_from_dict, load_config, merge_into, parse_overrides
-        from .engine import select_device
+        from ..cli import select_device
         from .fuse import fold_batchnorm
         from .safe_load import read_torch_file
 

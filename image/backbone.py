@@ -1,7 +1,8 @@
 """ResNet + FPN (P2-P5, 256 channels) built from torchvision's ResNet.
 
-Settings follow mmdetection's Sparse R-CNN / QueryInst configs (DESIGN §2): the stem and layer1 are
-frozen (``frozen_stages=1``), BatchNorm runs in eval mode (``norm_eval=True``: running statistics are
+Settings follow mmdetection's Sparse R-CNN / QueryInst configs
+(``configs/queryinst/queryinst_r50_fpn_1x_coco.py``; docs/design.md#queryinst-image): the stem and layer1
+are frozen (``frozen_stages=1``), BatchNorm runs in eval mode (``norm_eval=True``: running statistics are
 never updated). BN affine parameters of layers 2-4 stay trainable as in mmdetection's config
 (``norm_cfg=dict(type='BN', requires_grad=True)``); they remain ``nn.Parameter``s, so the parameter
 count and the state_dict keys match mmdetection's checkpoints one to one.

@@ -33,7 +33,7 @@ class ModelConfig:
     # BatchNorm statistics frozen in training (mmdetection norm_eval=True: pretrained backbones, small
     # batches). False lets them train, for backbones trained from scratch (the synthetic configs).
     norm_eval: bool = True
-    fpn_channels: int = 256  # DESIGN §2: FPN P2-P5, 256 channels
+    fpn_channels: int = 256  # FPN P2-P5, 256 channels: Sparse R-CNN / mmdetection neck config
     num_proposals: int = 100  # paper Sec. 4: 100 queries (300 for the crop-ms-3x setting, 10 for VIS)
     num_classes: int = 80
     num_stages: int = 6  # paper Sec. 3.3 / Sparse R-CNN: 6 stages, no weights shared

@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from ..cli import select_device
 from . import distributed as dist
 from .atomic import write_json_atomic
 from .build import build_queryinst
@@ -54,21 +55,6 @@ LAST_CHECKPOINT = "last.pth"
 # --------------------------------------------------------------------------------------------------
 # Setup helpers
 # --------------------------------------------------------------------------------------------------
-def select_device(name: str) -> torch.device:
-    """``run.device``: "auto" (CUDA when available), "cpu" or "cuda"; under torchrun CUDA uses LOCAL_RANK.
-
-    Raises:
-        ValueError: an unknown name, or "cuda" without a CUDA device.
-    """
-    if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"run.device must be 'auto', 'cpu' or 'cuda', got '{name}'")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("run.device is 'cuda' but no CUDA device is available")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", dist.get_local_rank())
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy's global generator and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -100,22 +86,6 @@ def _check_num_classes(cfg: Config, dataset: CocoInstances, json_path: str) -> N
     if dataset.num_classes != cfg.model.num_classes:
         raise ValueError(f"model.num_classes is {cfg.model.num_classes} but {json_path} has "
                          f"{dataset.num_classes} categories")
-
-
-def error_message(error: BaseException) -> str:
-    """A user error's message on one line, for the tools' ``error: ...`` output.
-
-    An error raised in a DataLoader worker is re-raised in the main process with the worker's
-    traceback in its message; its last line (``FileNotFoundError: image file not found: ...``) holds the
-    original message, which is returned without the type name.
-    """
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    if len(lines) == 1:
-        return lines[0]
-    name, sep, rest = lines[-1].partition(": ")
-    return rest if sep and name.endswith("Error") else lines[-1]
 
 
 def write_json(path: str, data: Any) -> None:

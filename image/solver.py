@@ -1,4 +1,4 @@
-"""Optimiser, learning-rate schedule and gradient clipping (DESIGN §2 "Optimiser").
+"""Optimiser, learning-rate schedule and gradient clipping (paper Sec. 4; docs/design.md#queryinst-image).
 
 - AdamW over the trainable parameters, weight decay on all of them (mmdetection applies
   ``weight_decay=1e-4`` without paramwise exceptions in the QueryInst configs).
@@ -35,7 +35,7 @@ def build_optimizer(cfg: SolverConfig, model: nn.Module) -> Optimizer:
         ValueError: an optimizer other than "adamw", or a model without trainable parameters.
     """
     if cfg.optimizer.lower() != "adamw":
-        raise ValueError(f"solver.optimizer '{cfg.optimizer}' is not supported; use 'adamw' (DESIGN §2)")
+        raise ValueError(f"solver.optimizer '{cfg.optimizer}' is not supported; use 'adamw' (paper Sec. 4)")
     backbone, head = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:

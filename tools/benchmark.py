@@ -21,8 +21,9 @@ from pathlib import Path
 
 import torch
 
-from queryinst.vis.benchmark import SECTIONS, BenchmarkSettings, run_benchmark
-from queryinst.vis.benchmark_report import format_report
+from queryinst import cli
+from queryinst.vis.bench.harness import SECTIONS, BenchmarkSettings, run_benchmark
+from queryinst.vis.bench.report import format_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads < 1:
-        print("error: --threads must be >= 1", file=sys.stderr)
-        return 2
+        return cli.fail("--threads must be >= 1")
     torch.set_num_threads(args.threads)
     settings = BenchmarkSettings.tiny() if args.tiny else BenchmarkSettings()
     if args.repeats is not None:
@@ -62,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 
+from queryinst import cli
 from queryinst.image.config import load_config
 from queryinst.image.mmdet_import import convert_mmdet_checkpoint
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         message = " ".join(str(err).split())  # one line, whatever the message holds
         print(f"convert_mmdet: error: {message}", file=sys.stderr)
-        return 2
+        return cli.EXIT_BAD_INPUT
     m = summary.config.model
     print(f"wrote {args.dst}: QueryInst {m.backbone}, {m.num_proposals} proposals, {m.num_classes} classes, "
           f"{m.num_stages} stages ({summary.num_tensors} tensors)")
@@ -48,4 +49,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -5,7 +5,7 @@
     python tools/convert_to_ytvis.py png --masks Annotations/ --meta meta.json --output train.json \\
         [--frame-suffix .jpg]
 
-The accepted layouts are described in vis/convert.py: "coco" takes one CocoVID JSON (images with
+The accepted layouts are described in vis/data/convert.py: "coco" takes one CocoVID JSON (images with
 video_id + frame_id, annotations with a track id) or a folder <video>/<frame>.json of per-frame COCO
 JSONs; "png" takes DAVIS / YouTube-VOS style folders of instance-id PNGs plus a meta.json mapping each
 video's instance ids to categories. The output (written atomically) holds videos, annotations with one
@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from queryinst.image.engine import error_message
-from queryinst.vis.convert import load_coco_annotations, png_masks_to_ytvis, write_json_atomic
+from queryinst import cli
+from queryinst.vis.data.convert import load_coco_annotations, png_masks_to_ytvis, write_json_atomic
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,15 +46,13 @@ def main(argv: list[str] | None = None) -> int:
             ytvis = png_masks_to_ytvis(args.masks, args.meta, args.frame_suffix)
         path = write_json_atomic(ytvis, args.output)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return cli.fail(e)
     except OSError as e:
-        print(f"error: {args.output}: cannot write ({e.strerror or e})", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return cli.fail(f"{args.output}: cannot write ({e.strerror or e})")
     print(f"{len(ytvis['videos'])} videos, {len(ytvis['annotations'])} tracks, "
           f"{len(ytvis['categories'])} categories -> {path}")
-    return EXIT_OK
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

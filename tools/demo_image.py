@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 import torch
 
+from queryinst import cli
 from queryinst.image.build import build_queryinst
 from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import Config, load_config
 from queryinst.image.data import ResizeShortSide, load_coco_json, read_image
-from queryinst.image.engine import error_message, select_device
 from queryinst.image.fuse import fold_batchnorm
 from queryinst.image.types import Predictions
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides, schema=Config)
         files = _inputs(args.input)
-        device = select_device(cfg.run.device)
+        device = cli.select_device(cfg.run.device)
         cfg.model.pretrained = ""  # every weight comes from --weights: no ImageNet download
         model = build_queryinst(cfg)
         state = load_checkpoint(args.weights, model, cfg=cfg, map_location="cpu")
@@ -119,10 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             os.replace(tmp, out)
             print(f"{path}: {int((pred.scores >= args.score_thr).sum())} detections -> {out}")
     except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

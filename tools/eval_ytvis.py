@@ -15,8 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from queryinst import cli
+from queryinst.vis.eval.submission import read_results
 from queryinst.vis.eval.ytvis_eval import YTVISEvaluator, format_summary, load_ytvis_gt
-from queryinst.vis.submission import read_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,17 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             raise ValueError(f"{args.results}: {err}") from None
     except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return cli.fail(str(err))
     print(format_summary(stats))
     if args.json_out is not None:
         try:
             _write_json_atomic(stats, args.json_out)
         except OSError as err:
-            print(f"error: {args.json_out}: cannot write ({err.strerror or err})", file=sys.stderr)
-            return 2
+            return cli.fail(f"{args.json_out}: cannot write ({err.strerror or err})")
         print(f"wrote {args.json_out}")
-    return 0
+    return cli.EXIT_OK
 
 
 def _write_json_atomic(data: dict, path: Path) -> None:
@@ -65,4 +64,4 @@ def _write_json_atomic(data: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -5,9 +5,9 @@
 
 Without --config/--weights the demo model is exported. The graph maps a normalised, padded frame
 [1, 3, H, W] and its unpadded size to the last stage's class logits, boxes, mask logits and track
-embeddings of every query (vis/export.py); H and W are dynamic, --height/--width only set the example
+embeddings of every query (vis/modeling/export.py); H and W are dynamic, --height/--width only set the example
 (default: the config's test size padded to the size divisor). Class names and category ids go into the
-file's metadata. Load it with ``queryinst.vis.export.OnnxQueryInstVIS(path)``, which has
+file's metadata. Load it with ``queryinst.vis.modeling.export.OnnxQueryInstVIS(path)``, which has
 ``QueryInstVIS.detect``'s interface. --check runs one random frame through both and prints the largest
 differences. Exit status 0, or 2 with one "error: ..." line.
 """
@@ -19,11 +19,9 @@ from pathlib import Path
 
 import torch
 
-from queryinst.image.engine import error_message
-from queryinst.vis.export import FrameNetwork, OnnxQueryInstVIS, export_onnx, export_torchscript
-from queryinst.vis.visualize import load_tracking_model
-
-REPO_ROOT = Path(__file__).resolve().parents[1]  # the demo model paths are relative to it
+from queryinst import cli
+from queryinst.vis.modeling.build import load_vis_model
+from queryinst.vis.modeling.export import FrameNetwork, OnnxQueryInstVIS, export_onnx, export_torchscript
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_intermixed_args(argv)
     try:
-        cfg, model, names, cat_ids = load_tracking_model(args.config, args.weights, args.overrides, "cpu",
-                                                         demo_root=REPO_ROOT)
+        cfg, model, names, cat_ids = load_vis_model(args.config, args.weights, args.overrides, "cpu")
         divisor = max(1, cfg.data.size_divisor)
         height = args.height or -(-cfg.data.test_min_size // divisor) * divisor
         width = args.width or -(-cfg.data.test_max_size // divisor) * divisor
@@ -58,10 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<12} max |onnxruntime - pytorch| = {float((a - b).abs().max()):.2e} "
                       f"(max |pytorch| {float(b.abs().max()):.2e})")
     except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

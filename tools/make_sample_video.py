@@ -10,9 +10,10 @@ import argparse
 import sys
 import tempfile
 
+from queryinst import cli
 from queryinst.vis.data.synthetic import VideoSceneOptions, make_ytvis_dataset
 from queryinst.vis.data.ytvis import YTVISDataset, load_frame
-from queryinst.vis.video_writer import VideoWriter
+from queryinst.vis.io.writer import VideoWriter
 
 
 def make_sample_dataset(folder: str, frames: int = 72, height: int = 192, width: int = 320, speed: float = 0.04,
@@ -44,4 +45,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from queryinst import cli
 from queryinst.image.data.synthetic import CocoSceneOptions, make_coco_dataset, make_coco_splits
 from queryinst.vis.data.synthetic import (
     VideoSceneOptions,
@@ -84,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(_describe("wrote", files))
     except (ValueError, FileNotFoundError) as err:
         print(f"make_synthetic: error: {err}", file=sys.stderr)
-        return 2
+        return cli.EXIT_BAD_INPUT
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -17,9 +17,9 @@ import sys
 
 import torch
 
+from queryinst import cli
 from queryinst.image.checkpoint import FORMAT, VERSION
 from queryinst.image.config import config_from_dict, config_to_dict, merge_into, parse_overrides, save_config
-from queryinst.image.engine import error_message
 from queryinst.image.safe_load import read_torch_file
 from queryinst.vis.config import VisConfig
 
@@ -48,11 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, args.out)
         save_config(cfg, args.config_out)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     print(f"{args.out} ({os.path.getsize(args.out) / 2**20:.1f} MiB), {args.config_out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -1,5 +1,5 @@
-"""Peak memory of the streaming inference loop against video length (DESIGN §1: memory is bounded by
-the frame size, not the video length).
+"""Peak memory of the streaming inference loop against video length (docs/design.md#architecture-and-data-flow:
+memory is bounded by the frame size and the live tracks, not the video length).
 
 Streams N generated frames (a few moving shapes, made on the fly, never stored) through the real
 per-frame path (QueryInst-VIS detect -> tracker -> RLE) and the YouTube-VIS aggregation, then prints
@@ -19,11 +19,12 @@ import time
 import numpy as np
 import torch
 
+from queryinst import cli
 from queryinst.image.config import load_config
 from queryinst.tracking import OnlineTracker
-from queryinst.vis.build import build_queryinst_vis, load_vis_model
 from queryinst.vis.config import VisConfig
 from queryinst.vis.inference import VideoTrackAccumulator, track_frames
+from queryinst.vis.modeling.build import build_queryinst_vis, load_vis_model
 
 
 def moving_shapes(num_frames: int, height: int, width: int):
@@ -42,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--config", default="configs/synthetic/vis_tiny.yaml")
+    parser.add_argument("--config", default=str(cli.REPO_ROOT / "configs" / "synthetic" / "vis_tiny.yaml"))
     parser.add_argument("--weights", default="", help="a QueryInst-VIS checkpoint; random weights if empty")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, schema=VisConfig)
     cfg.inference.score_threshold = 0.0  # every query tracked: the most memory the loop can need
     if args.weights:
-        model = load_vis_model(cfg, args.weights)
+        _, model, _, _ = load_vis_model(cfg, args.weights, device="cpu")
     else:
         cfg.model.init_from = ""
         torch.manual_seed(0)
@@ -68,4 +69,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

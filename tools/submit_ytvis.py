@@ -15,15 +15,15 @@ import argparse
 import logging
 import sys
 
-from queryinst.image.engine import error_message, select_device
-from queryinst.tracking import OnlineTracker
-from queryinst.vis.build import load_vis_model
+from queryinst import cli
 from queryinst.image.atomic import write_json_atomic
 from queryinst.image.config import load_config
+from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.ytvis import YTVISDataset
+from queryinst.vis.eval.submission import validate_results, write_results_zip
 from queryinst.vis.inference import predict_split
-from queryinst.vis.submission import validate_results, write_results_zip
+from queryinst.vis.modeling.build import load_vis_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         split = YTVISDataset(args.json, args.frames)
         if split.num_classes != cfg.model.num_classes:
             raise ValueError(f"{args.json}: {split.num_classes} categories, the model has {cfg.model.num_classes}")
-        model = load_vis_model(cfg, args.weights, select_device(cfg.run.device))
+        _, model, _, _ = load_vis_model(cfg, args.weights)  # on the config's run.device
         records = predict_split(model, OnlineTracker(cfg.tracker), split.videos, split.cat_ids,
                                 cfg.data.test_min_size, cfg.data.test_max_size, args.batch_frames)
         videos = [{"id": v.id, "length": v.length, "height": v.height, "width": v.width} for v in split.videos]
@@ -52,11 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             write_json_atomic(records, args.results_json)
         path = write_results_zip(records, args.out)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     print(f"{len(records)} tracks over {len(split.videos)} videos -> {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

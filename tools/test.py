@@ -15,11 +15,11 @@ import logging
 import os
 import sys
 
+from queryinst import cli
 from queryinst.image.build import build_queryinst
 from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import Config, load_config
-from queryinst.image.engine import (build_test_loader, build_val_set, error_message, evaluate, select_device,
-                                     write_json)
+from queryinst.image.engine import build_test_loader, build_val_set, evaluate, write_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides, schema=Config)
         if not cfg.data.val_json:
             raise ValueError(f"{args.config}: data.val_json is empty: set the annotation file to evaluate on")
-        device = select_device(cfg.run.device)
+        device = cli.select_device(cfg.run.device)
         cfg.model.pretrained = ""  # every weight comes from --weights: no ImageNet download
         model = build_queryinst(cfg)
         load_checkpoint(args.weights, model, cfg=cfg, map_location="cpu")
@@ -58,12 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         path = os.path.join(out_dir, "metrics.json")
         write_json(path, {"weights": args.weights, "val_json": cfg.data.val_json, **metrics})
     except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     _print_table(metrics)
     print(f"wrote {path} and {os.path.join(out_dir, 'results.json')}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -4,7 +4,8 @@
         [--config C.yaml --weights W.pth] [--device auto] [--stride 2] [--max-size 1280] [--start 3 --end 10] \\
         [--score-thr 0.3] [--batch-frames 4] [--no-video] [--png-masks] [--trails]
 
-Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/visualize.py).
+Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, found
+relative to the repository, whatever the current directory).
 Dotted config overrides (``tracker.mode=masktrack``) go before --input or after ``--``.
 Inputs: video files (decord, OpenCV fallback), image folders (natural order) or globs of images.
 
@@ -40,25 +41,22 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from queryinst.image.engine import error_message
+from queryinst import cli
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
-from queryinst.vis.export import onnx_runtime_model
 from queryinst.vis.inference import FrameResult, VideoTrackAccumulator, track_frames
-from queryinst.vis.model import QueryInstVIS
-from queryinst.vis.video_io import Frame, FrameSource, open_frames
-from queryinst.vis.video_writer import VideoWriter
+from queryinst.vis.io.common import Frame
+from queryinst.vis.io.reader import FrameSource, open_frames
+from queryinst.vis.io.writer import VideoWriter
+from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
+from queryinst.vis.modeling.export import onnx_runtime_model
+from queryinst.vis.modeling.model import QueryInstVIS
 from queryinst.vis.visualize import (
-    DEMO_CONFIG,
-    DEMO_WEIGHTS,
     TrackTrails,
     draw_tracks,
-    load_tracking_model,
     track_id_map,
 )
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_DAMAGED = 0, 2, 3
-REPO_ROOT = Path(__file__).resolve().parents[1]  # the demo model paths are relative to it
 VIDEO_ID = 1  # the "video_id" of the per-track records (one video per JSON)
 
 
@@ -224,29 +222,28 @@ def main(argv: list[str] | None = None) -> int:
         if out_dir.exists() and not out_dir.is_dir():
             raise ValueError(f"{out_dir}: --output exists and is not a folder")
         stems = _stems(args.input)
-        cfg, model, names, cat_ids = load_tracking_model(args.config, args.weights, args.overrides, args.device,
-                                                         args.score_thr, REPO_ROOT)
+        cfg, model, names, cat_ids = load_vis_model(args.config, args.weights, args.overrides, args.device,
+                                                    args.score_thr)
         if args.backend == "onnxruntime":
             model = onnx_runtime_model(model)
         out_dir.mkdir(parents=True, exist_ok=True)
     except (ValueError, FileNotFoundError, ImportError) as e:  # ConfigError is a ValueError
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    status = EXIT_OK
+        return cli.fail(e)
+    status = cli.EXIT_OK
     for path, stem in stems.items():
         try:
             source, written, count = track_input(path, stem, out_dir, cfg, model, names, cat_ids, args)
         except (ValueError, FileNotFoundError) as e:
-            print(f"error: {error_message(e)}", file=sys.stderr)
-            status = EXIT_BAD_INPUT
+            cli.fail(e)
+            status = cli.EXIT_BAD_INPUT
             continue
         for message in source.errors + ([source.truncation_message()] if source.truncated else []):
             print(f"warning: {message}", file=sys.stderr)
-        if source.damaged and status == EXIT_OK:
-            status = EXIT_DAMAGED
+        if source.damaged and status == cli.EXIT_OK:
+            status = cli.EXIT_DAMAGED
         print(f"{path}: {count} frames -> {', '.join(str(p) for p in written)}")
     return status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

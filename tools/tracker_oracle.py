@@ -1,5 +1,5 @@
 """Score the online tracker alone: a labelled YouTube-VIS-format split's ground truth is fed as
-detections (vis/oracle.py) through the tracker, aggregation and results writer, then evaluated.
+detections (vis/eval/oracle.py) through the tracker, aggregation and results writer, then evaluated.
 
     python tools/make_synthetic.py ytvis --out data/synth_ytvis_oracle --num-videos 2 --valid 50 \
         --length 12 --annotate-every 5 --speed 0.2
@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from queryinst import cli
 from queryinst.image.atomic import write_json_atomic
-from queryinst.image.engine import error_message
 from queryinst.vis.data.ytvis import YTVISDataset
+from queryinst.vis.eval.oracle import oracle_table
 from queryinst.vis.eval.ytvis_eval import load_ytvis_gt
-from queryinst.vis.oracle import oracle_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         split = YTVISDataset(args.json, args.frames)
         rows = oracle_table(split, load_ytvis_gt(args.json), seed=args.seed)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     print(f"{'tracker mode':<12} {'embeddings':<10} {'AP':>6} {'AP50':>6} {'AP75':>6} {'AR1':>6} {'AR10':>6}")
     for r in rows:
         print(f"{r['mode']:<12} {r['embeddings']:<10} {r['AP']:6.3f} {r['AP50']:6.3f} {r['AP75']:6.3f} "
@@ -41,4 +40,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -16,8 +16,9 @@ import logging
 import os
 import sys
 
+from queryinst import cli
 from queryinst.image.config import dump_config
-from queryinst.image.engine import error_message, train
+from queryinst.image.engine import train
 from queryinst.vis.config import load_task_config
 from queryinst.vis.engine import build_vis_task
 
@@ -46,10 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         else:  # "vis": QueryInst-VIS on YouTube-VIS-format (key, reference) frame pairs
             train(cfg, resume=args.resume, build_task=build_vis_task)
     except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -6,8 +6,10 @@
 --source: a camera index (0), a stream URL (rtsp://..., http://...) or a video file, which stands in for a
 camera: it is paced at its own frame rate. A capture thread keeps only the newest frame; the main thread
 runs detection + tracking (one tracker for the whole session) on whatever frame is newest when it is
-ready, so when inference is slower than the camera, frames are dropped instead of queued (DESIGN §1).
-Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/visualize.py).
+ready, so when inference is slower than the camera, frames are dropped instead of queued
+(docs/design.md#the-four-uses).
+Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, found
+relative to the repository, whatever the current directory).
 
 Display (when a display and an OpenCV GUI exist; --no-display forces headless): q or Esc quits, space
 pauses/resumes, s saves a snapshot PNG (webcam_snapshot_<n>.png in the current folder). Every frame shows
@@ -29,26 +31,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from queryinst.image.engine import error_message
+from queryinst import cli
 from queryinst.tracking import OnlineTracker
-from queryinst.vis.capture import LatestFrameGrabber, LiveRecorder
-from queryinst.vis.export import onnx_runtime_model
 from queryinst.vis.config import VisConfig
 from queryinst.vis.inference import track_frames
-from queryinst.vis.model import QueryInstVIS
-from queryinst.vis.video_io import Frame
+from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
+from queryinst.vis.io.common import Frame
+from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
+from queryinst.vis.modeling.export import onnx_runtime_model
+from queryinst.vis.modeling.model import QueryInstVIS
 from queryinst.vis.visualize import (
-    DEMO_CONFIG,
-    DEMO_WEIGHTS,
     FpsMeter,
     TrackTrails,
     draw_overlay,
     draw_tracks,
-    load_tracking_model,
 )
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
-REPO_ROOT = Path(__file__).resolve().parents[1]  # the demo model paths are relative to it
 WINDOW = "QueryInst-VIS"
 KEY_WAIT_MS = 1  # cv2.waitKey per displayed frame: just enough for the GUI to refresh
 PAUSE_POLL_MS = 30  # key polling period while paused
@@ -194,23 +192,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_frames < 0 or args.max_size < 0 or not args.timeout > 0:
             raise ValueError("--max-frames and --max-size must be >= 0 and --timeout > 0")
         recorder = LiveRecorder(args.record) if args.record else None  # checks the suffix early
-        cfg, model, names, _ = load_tracking_model(args.config, args.weights, args.overrides, args.device,
-                                                   args.score_thr, REPO_ROOT)
+        cfg, model, names, _ = load_vis_model(args.config, args.weights, args.overrides, args.device, args.score_thr)
         if args.backend == "onnxruntime":
             model = onnx_runtime_model(model)
         grabber = LatestFrameGrabber(args.source, max_size=args.max_size)
     except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return cli.fail(e)
     except KeyboardInterrupt:
-        return EXIT_OK
+        return cli.EXIT_OK
     display = _Display(wanted=not args.no_display)
-    print(f"{grabber.name}: {grabber.fps:g} FPS source; running on {next(model.parameters()).device}"
+    print(f"{grabber.name}: {grabber.fps:g} FPS source; running on {model.device}"
           + ("" if display.active else " (headless)"))
     stats = run_demo(grabber, model, cfg, names, display, recorder, args.max_frames, args.trails, args.timeout)
     print(stats.summary())
-    return EXIT_OK
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from queryinst.image.engine import error_message
-from queryinst.vis.convert import write_json_atomic, ytvis_to_coco_frames
+from queryinst import cli
+from queryinst.vis.data.convert import write_json_atomic, ytvis_to_coco_frames
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,11 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         coco = ytvis_to_coco_frames(data, args.json)
         write_json_atomic(coco, args.out)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     print(f"{len(coco['images'])} frames, {len(coco['annotations'])} instances -> {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -1,6 +1,7 @@
 """Online tracker settings.
 
-Two association modes share one score (DESIGN §3, MaskTrack R-CNN, Yang et al. ICCV 2019, Sec. 3.2):
+Two association modes share one score (MaskTrack R-CNN, Yang et al. ICCV 2019, Sec. 3.2;
+docs/design.md#online-tracker):
 
 ``masktrack``  MaskTrack R-CNN's test-time rules as mmdetection 3.x's ``MaskTrackRCNNTracker`` has them
                (the same ids on every frame, tested): per-detection argmax, losers of a contested track
@@ -33,7 +34,7 @@ class TrackerConfig:
         without detections).
     min_score: detections with ``score < min_score`` are removed before association and are absent from
         the output. 0.0 keeps everything: the detector's own threshold already applied (QueryInst keeps
-        the top-k with no threshold, DESIGN §2).
+        the top-k with no threshold, paper Sec. 3.3).
     label_from_history: hungarian mode only. True: a track's label is the majority of the labels of
         the detections it was matched to (ties go to the current detection's label, then to the smallest
         index); it is reported in the output and used by the label term of the score. False: the latest
@@ -55,7 +56,7 @@ class TrackerConfig:
     match_coeff: tuple[float, float, float] = (1.0, 2.0, 10.0)  # MaskTrack R-CNN config match_coeff
     max_unseen: int = 20  # mmtracking masktrack_rcnn config: num_frames_retain=20
     min_score: float = 0.0  # keep every detection (QueryInst inference has no score threshold)
-    label_from_history: bool = True  # majority vote, as the per-video aggregation (DESIGN §3)
+    label_from_history: bool = True  # majority vote, as the per-video aggregation (docs/design.md#queryinst-vis)
     new_track_bias: float = 0.0  # 0: MaskTrack's own new-vs-match decision rule
     embedding_momentum: float = 0.0  # 0: replace, as MaskTrack R-CNN's memory update
     duplicate_iou: float = 1.0  # 1.0: no duplicate removal (QueryInst inference has no NMS)

@@ -139,7 +139,7 @@ class VideoTracker:
         options: shortcuts: ``score_threshold=0.3``; any other ``section__key=value`` becomes an
             override (``tracker__duplicate_iou=0.7``).
         """
-        from .visualize import load_tracking_model
+        from .modeling.build import load_vis_model
 
         items = [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
         score_thr = options.pop("score_threshold", None)
@@ -152,8 +152,7 @@ class VideoTracker:
             if config is None:
                 raise ValueError(f"{weights}: give the checkpoint's config too (config=...)")
             cfg_path, weights_path = os.fspath(config), os.fspath(weights)
-        cfg, model, names, cat_ids = load_tracking_model(cfg_path, weights_path, items, device, score_thr,
-                                                         _repo_root())
+        cfg, model, names, cat_ids = load_vis_model(cfg_path, weights_path, items, device, score_thr)
         return cls(model, cfg, names, cat_ids)
 
     # ------------------------------------------------------------------------------------------
@@ -212,12 +211,12 @@ class VideoTracker:
               fps: float) -> tuple[Iterator[tuple[np.ndarray, int, float | None]], Any]:
         """(iterator of (RGB frame, source index, timestamp), object to close)."""
         if _is_camera(source):
-            from .capture import webcam_frames
+            from .io.capture import webcam_frames
 
             live = webcam_frames(int(source) if str(source).isdigit() else source, max_size=max_size)
             return ((f.image, f.index, f.timestamp) for f in live), live
         if isinstance(source, (str, os.PathLike)):
-            from .video_io import open_frames
+            from .io.reader import open_frames
 
             path = os.fspath(source)
             if not os.path.exists(path) and not globlib.has_magic(path):
@@ -237,7 +236,3 @@ def _check_rgb(image: Any, index: int) -> np.ndarray:
                          f"{getattr(image, 'dtype', type(image).__name__)} {list(getattr(image, 'shape', []))}")
     return image
 
-
-def _repo_root() -> str:
-    """The folder the shipped files (configs/, models/, assets/) are found in: beside the package source."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,7 +1,7 @@
 """QueryInst-VIS configuration: the image schema plus the track head, video data, tracker, inference.
 
-Defaults are the paper's YouTube-VIS setting (QueryInst Sec. 4.3 / DESIGN §3): R50, 10 queries,
-12 epochs, input 360 x 640.
+Defaults are the paper's YouTube-VIS setting (QueryInst paper Sec. 4.3; docs/design.md#queryinst-vis): R50,
+10 queries, 12 epochs, input 360 x 640.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class VisSolverConfig(SolverConfig):
 
 @dataclass
 class InferenceConfig:
-    max_per_frame: int = 10  # top-10 (query, class) pairs per frame, one per query (see vis/model.py)
+    max_per_frame: int = 10  # top-10 (query, class) pairs per frame, one per query (see vis/modeling/model.py)
     score_threshold: float = 0.05  # detections below are not given to the tracker
     mask_threshold: float = 0.5
 

@@ -16,12 +16,12 @@ from torch import nn
 from ..image.atomic import write_json_atomic
 from ..image.engine import TrainingTask
 from ..tracking.tracker import OnlineTracker
-from .build import build_queryinst_vis
 from .config import VisConfig
 from .data.sampling import YTVISPairs, build_pair_transforms, collate_pairs
 from .data.ytvis import YTVISDataset
 from .eval.ytvis_eval import evaluate_ytvis, load_ytvis_gt
 from .inference import predict_split
+from .modeling.build import build_queryinst_vis
 
 logger = logging.getLogger(__name__)
 

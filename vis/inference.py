@@ -4,23 +4,37 @@ Every use (video file, image folder, YouTube-VIS split, webcam) runs ``track_fra
 per frame the model's detections -> the online tracker -> compressed RLE per tracked instance.
 Only the current batch of frames is ever held as dense masks, so memory is bounded by the frame
 size, not the video length. ``VideoTrackAccumulator`` turns the per-frame results of one video into
-YouTube-VIS result records (DESIGN §3: score = mean per-frame score, category = majority vote,
-one segmentation per frame, null where the track is absent).
+YouTube-VIS result records (docs/design.md#queryinst-vis: score = mean per-frame score, category = majority
+vote, one segmentation per frame, null where the track is absent).
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.transforms.v2 import functional as TF
 
 from ..tracking.tracker import OnlineTracker
-from .model import QueryInstVIS
+from .modeling.model import FrameDetections
+
+
+class FrameDetector(Protocol):
+    """What the loop needs of a model: ``QueryInstVIS``, or ``OnnxQueryInstVIS`` (vis/modeling/export.py).
+
+    device: where ``detect`` wants its images.
+    detect(images [3, H, W] float in [0, 1], orig_sizes) -> one ``FrameDetections`` per image.
+    """
+
+    device: torch.device
+
+    def detect(self, images: list[Tensor], orig_sizes: list[tuple[int, int]] | None = None
+               ) -> list[FrameDetections]: ...
 
 
 @dataclass
@@ -79,7 +93,7 @@ def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarra
 
 
 @torch.no_grad()
-def track_frames(model: QueryInstVIS, tracker: OnlineTracker, frames: Iterable[np.ndarray], min_size: int,
+def track_frames(model: FrameDetector, tracker: OnlineTracker, frames: Iterable[np.ndarray], min_size: int,
                  max_size: int, batch_size: int = 1, keep_masks: bool = False) -> Iterator[FrameResult]:
     """Run detection + online tracking over a stream of RGB uint8 frames [H, W, 3].
 
@@ -87,8 +101,9 @@ def track_frames(model: QueryInstVIS, tracker: OnlineTracker, frames: Iterable[n
     frame by frame. The tracker is NOT reset here: call ``tracker.reset()`` between videos.
     Yields one FrameResult per input frame, in order.
     """
-    model.eval()
-    device = next(model.parameters()).device
+    if isinstance(model, nn.Module):
+        model.eval()
+    device = model.device
     index = 0
     for batch in _batches(frames, max(1, batch_size)):
         sizes = [(f.shape[0], f.shape[1]) for f in batch]
@@ -137,7 +152,7 @@ class VideoTrackAccumulator:
         return out
 
 
-def predict_split(model: QueryInstVIS, tracker: OnlineTracker, videos: Sequence, cat_ids: Sequence[int],
+def predict_split(model: FrameDetector, tracker: OnlineTracker, videos: Sequence, cat_ids: Sequence[int],
                   min_size: int, max_size: int, batch_size: int = 1, progress: bool = True) -> list[dict]:
     """YouTube-VIS result records for every video of a split (``YTVISDataset.videos``): frames are read
     one at a time from ``video.frame_paths`` and streamed through ``track_frames``; one tracker reset per

@@ -1,5 +1,5 @@
-"""Drawing tracked instances for the demo tools (tools/track_video.py, tools/webcam.py), and the
-demo tools' model defaults (``DEMO_CONFIG``/``DEMO_WEIGHTS``, ``load_tracking_model``).
+"""Drawing tracked instances for the demo tools (tools/track_video.py, tools/webcam.py). Drawing only: the
+tools load their model with ``vis.modeling.build.load_vis_model``.
 
 ``draw_tracks`` overlays one frame's ``FrameResult``: every track id keeps one colour for the whole
 video (a deterministic function of the id, never of the order of detections), its mask is blended in
@@ -11,7 +11,6 @@ All images are RGB uint8 [H, W, 3]; drawing uses OpenCV.
 from __future__ import annotations
 
 import colorsys
-import os
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -21,19 +20,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..image.checkpoint import load_checkpoint
-from ..image.config import load_config
-from ..image.engine import select_device
-from ..image.fuse import fold_batchnorm
-from .build import build_queryinst_vis
-from .config import VisConfig
 from .inference import FrameResult
-from .model import QueryInstVIS
-
-# Default demo model (shipped separately): the tools use these, relative to the repository root, when
-# --config / --weights are not given.
-DEMO_CONFIG = "configs/synthetic/vis_demo.yaml"
-DEMO_WEIGHTS = "models/demo/vis_synthetic.pth"
 
 GOLDEN_RATIO = 0.618033988749895  # hue step between consecutive ids: maximally spread hues
 COLOUR_SATURATION = 0.85
@@ -50,53 +37,6 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     hue = (int(track_id) * GOLDEN_RATIO) % 1.0
     r, g, b = colorsys.hsv_to_rgb(hue, COLOUR_SATURATION, COLOUR_VALUE)
     return int(r * 255), int(g * 255), int(b * 255)
-
-
-def class_names_from_checkpoint(extra: dict, num_classes: int) -> list[str]:
-    """Class names stored in a checkpoint's ``extra["class_names"]`` (tools/train.py writes them), or
-    "class0", "class1", ... when absent or of the wrong length."""
-    names = extra.get("class_names") if isinstance(extra, dict) else None
-    if isinstance(names, (list, tuple)) and len(names) == num_classes:
-        return [str(n) for n in names]
-    return [f"class{k}" for k in range(num_classes)]
-
-
-def load_tracking_model(config: str | None, weights: str | None, overrides: Sequence[str] = (),
-                        device_name: str | None = None, score_thr: float | None = None,
-                        demo_root: str | os.PathLike = ".") -> tuple[VisConfig, QueryInstVIS, list[str], list[int]]:
-    """The demo tools' model: (cfg, QueryInst-VIS in eval mode on its device, class names, category ids).
-
-    config/weights: a VIS config and its checkpoint, or both None for the demo model
-        (``demo_root/DEMO_CONFIG``, ``demo_root/DEMO_WEIGHTS``). overrides: dotted config overrides.
-    device_name: "auto" | "cpu" | "cuda" (None: the config's ``run.device``).
-    score_thr: replaces ``inference.score_threshold`` (detections below are not tracked).
-    Class names and category ids come from the checkpoint's ``extra`` ("class_names", "cat_ids", as
-    tools/train.py stores them), else "class0".. and 1..C.
-    Raises FileNotFoundError / ValueError (a missing file, a checkpoint of another config, ...).
-    """
-    if (config is None) != (weights is None):
-        raise ValueError("give both --config and --weights, or neither (the demo model)")
-    if config is None:
-        config, weights = os.path.join(demo_root, DEMO_CONFIG), os.path.join(demo_root, DEMO_WEIGHTS)
-        for path in (config, weights):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: demo model file not found; pass --config and --weights")
-    cfg = load_config(config, list(overrides), schema=VisConfig)
-    if score_thr is not None:
-        if not 0.0 <= score_thr <= 1.0:
-            raise ValueError(f"score threshold must be in [0, 1], got {score_thr}")
-        cfg.inference.score_threshold = score_thr
-    device = select_device(device_name or cfg.run.device)
-    cfg.model.init_from = ""  # every weight comes from the checkpoint
-    model = build_queryinst_vis(cfg)
-    extra = load_checkpoint(weights, model, cfg=cfg, map_location="cpu")["extra"]
-    names = class_names_from_checkpoint(extra, cfg.model.num_classes)
-    cat_ids = extra.get("cat_ids")
-    if not (isinstance(cat_ids, (list, tuple)) and len(cat_ids) == cfg.model.num_classes):
-        cat_ids = range(1, cfg.model.num_classes + 1)
-    model.eval()
-    fold_batchnorm(model)  # inference only (image/fuse.py)
-    return cfg, model.to(device), names, [int(c) for c in cat_ids]
 
 
 def _text_scale(height: int, width: int) -> tuple[float, int]:

@@ -1,9 +1,10 @@
 """COCO-format instance segmentation data: JSON loading with clear errors, masks, and the dataset.
 
-``CocoInstances`` yields ``(image, Targets)`` (STYLE §4): the image as ``Tensor[3, H, W]`` float in
+``CocoInstances`` yields ``(image, Targets)`` (docs/design.md#conventions): the image as ``Tensor[3, H, W]`` float in
 [0, 1] (RGB) and its ground truth in the coordinates of that tensor, after the transforms.
 
-Conventions, following mmdetection's ``CocoDataset`` (the reference numbers of DESIGN §2 come from it):
+Conventions, following mmdetection's ``CocoDataset`` (the reference numbers of docs/design.md#queryinst-image
+come from it):
 - boxes: COCO ``[x, y, w, h]`` -> ``[x1, y1, x2, y2]`` absolute pixels, clipped to the image; boxes with
   ``w < 1`` or ``h < 1``, ``area <= 0``, or no overlap with the image are dropped.
 - ``iscrowd = 1`` annotations become ``Targets.ignore_boxes`` and never positives.

@@ -32,7 +32,7 @@ def pad_and_normalize(
     Args:
         images: ``B`` tensors ``[3, H_i, W_i]``, float in [0, 1] (uint8 in [0, 255] also accepted), all
             on one device.
-        pixel_mean, pixel_std: per-channel RGB statistics in the 0-255 scale (DESIGN §2).
+        pixel_mean, pixel_std: per-channel RGB statistics in the 0-255 scale (mmdetection's ``data_preprocessor``).
         size_divisor: the padded height and width are multiples of this (32: the FPN's coarsest stride);
             0 or 1 pads only to the largest image.
 

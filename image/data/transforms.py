@@ -1,4 +1,5 @@
-"""Training and test augmentation (DESIGN §2 "Augmentation") on ``torchvision.transforms.v2``.
+"""Training and test augmentation on ``torchvision.transforms.v2`` (paper Sec. 4, mmdetection's QueryInst
+configs; docs/design.md#queryinst-image).
 
 The image, the instance boxes, the instance masks and the crowd boxes are wrapped as ``tv_tensors``
 (``Image``, ``BoundingBoxes`` XYXY, ``Mask``), so one v2 call moves them together with the same random
@@ -133,7 +134,7 @@ class InstanceTransforms:
 
     def apply_many(self, frames: list[tuple[Tensor, Targets]]) -> list[tuple[Tensor, Targets]]:
         """Transform several same-size frames with ONE draw of the random parameters (the same resize,
-        flip and crop for all), as a video training pair needs (DESIGN §3)."""
+        flip and crop for all), as a video training pair needs (MaskTrack R-CNN Sec. 4.1)."""
         sample = {}
         had_pixels = []
         for i, (image, targets) in enumerate(frames):
@@ -180,7 +181,7 @@ def _check_sizes(cfg: DataConfig, several: bool) -> None:
     if several and n < 2:
         raise ValueError(
             f"data.recipe '{cfg.recipe}' draws the short side from data.min_sizes, which has {n} value(s) "
-            f"{list(cfg.min_sizes)}; set e.g. [480, 512, ..., 800] (DESIGN §2)"
+            f"{list(cfg.min_sizes)}; set e.g. [480, 512, ..., 800] (paper Sec. 4)"
         )
     if not several and n != 1:
         raise ValueError(

@@ -10,16 +10,16 @@ from queryinst.image.build import build_queryinst
 from queryinst.image.checkpoint import load_checkpoint, save_checkpoint
 from queryinst.image.config import load_config
 from queryinst.image.solver import build_optimizer, build_scheduler
+from support.repo import REPO_ROOT
 
 TINY = "configs/synthetic/image_tiny.yaml"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _cfg(*overrides: str):
     # smaller than the synthetic config: only the checkpoint logic is under test
     small = ["model.num_stages=2", "model.num_proposals=5", "model.num_classes=3", "model.hidden_dim=32",
              "model.fpn_channels=32", "model.dynamic_dim=8", "model.feedforward_dim=64", "model.num_heads=4"]
-    return load_config(os.path.join(ROOT, TINY), small + list(overrides))
+    return load_config(os.path.join(REPO_ROOT, TINY), small + list(overrides))
 
 
 def _trained_state(cfg):

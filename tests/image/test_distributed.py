@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from queryinst.image import distributed as dist
@@ -12,9 +13,9 @@ from queryinst.image.build import build_queryinst
 from queryinst.image.config import load_config
 from queryinst.image.data.synthetic import CocoSceneOptions, make_coco_splits
 from queryinst.image.engine import seed_everything
+from support.repo import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(ROOT, "configs", "synthetic", "image_tiny.yaml")
+TINY = os.path.join(REPO_ROOT, "configs", "synthetic", "image_tiny.yaml")
 
 # Each rank trains, then saves the weights it holds, so that the test can compare the ranks.
 _WORKER = textwrap.dedent("""
@@ -36,6 +37,7 @@ def test_single_process_helpers():
     dist.barrier()  # no-op
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_identical_updated_weights(tmp_path):
     data = tmp_path / "coco"
     make_coco_splits(data, 4, 1, height=64, width=96, seed=2, options=CocoSceneOptions(empty_prob=0.0))
@@ -50,7 +52,7 @@ def test_ddp_two_cpu_processes_end_with_identical_updated_weights(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            str(script), TINY, str(tmp_path), *overrides],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)

@@ -6,15 +6,16 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from queryinst.image.checkpoint import load_checkpoint
+from queryinst.cli import error_message
 from queryinst.image.build import build_queryinst
+from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import load_config
 from queryinst.image.data.synthetic import CocoSceneOptions, make_coco_splits
-from queryinst.image.engine import error_message, train
+from queryinst.image.engine import train
 from queryinst.image.sampling import SeededSamples, SkipSampler
+from support.repo import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(ROOT, "configs", "synthetic", "image_tiny.yaml")
+TINY = os.path.join(REPO_ROOT, "configs", "synthetic", "image_tiny.yaml")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -49,6 +50,7 @@ def _log(out_dir):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(synth, tmp_path):
     """5 iterations straight vs. 3 + stop + resume: same per-iteration losses, lr and final weights.
 

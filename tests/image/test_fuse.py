@@ -76,14 +76,14 @@ def test_fold_needs_eval_mode_and_a_folded_model_is_not_saved(tmp_path):
 
 
 def test_inference_loader_returns_a_folded_model(tmp_path):
-    from queryinst.vis.build import build_queryinst_vis, load_vis_model
+    from queryinst.vis.modeling.build import build_queryinst_vis, load_vis_model
     from queryinst.vis.config import VisConfig
 
     cfg = VisConfig()
     cfg.model.backbone, cfg.model.num_classes, cfg.model.num_stages, cfg.model.track_dim = "resnet18", 3, 2, 64
     model = build_queryinst_vis(cfg)
     save_checkpoint(str(tmp_path / "m.pth"), model, None, None, 1, 1, cfg)
-    loaded = load_vis_model(cfg, str(tmp_path / "m.pth"))
+    _, loaded, _, _ = load_vis_model(cfg, str(tmp_path / "m.pth"), device="cpu")
     assert is_folded(loaded) and not loaded.training
     assert not any(isinstance(m, nn.BatchNorm2d) for m in loaded.modules())
 
@@ -117,7 +117,7 @@ def test_folded_vis_detect_keeps_queries_labels_and_masks():
     shipped demo's backbone, whose 60-odd BatchNorms all fold). Mask pixels may differ only where the
     mask probability sits at the threshold."""
     from queryinst.image.postprocess import paste_masks
-    from queryinst.vis.benchmark import benchmark_vis_model
+    from queryinst.vis.bench.harness import benchmark_vis_model
     from queryinst.vis.config import VisConfig
 
     cfg = VisConfig()

@@ -23,6 +23,7 @@ from queryinst.image.mmdet_import import (
     model_shapes,
     to_mmdet_state_dict,
 )
+from support import repo
 
 TSV = Path(__file__).resolve().parents[1] / "data" / "mmdet_queryinst_r50_keys.tsv"
 
@@ -58,13 +59,8 @@ def rows():
 
 @pytest.fixture(scope="module")
 def tiny_cfg() -> Config:
-    cfg = Config()
-    m = cfg.model
-    m.backbone, m.num_proposals, m.num_classes, m.num_stages = "resnet18", 5, 3, 2
-    m.hidden_dim = m.fpn_channels = 32
-    m.dynamic_dim, m.feedforward_dim, m.num_cls_fcs, m.num_reg_fcs = 8, 64, 2, 1
-    m.box_pool_size, m.num_mask_convs = 5, 2
-    return cfg
+    return repo.tiny_config(narrow=True, num_heads=8, num_proposals=5, num_stages=2, num_cls_fcs=2, num_reg_fcs=1,
+                            box_pool_size=5, num_mask_convs=2)
 
 
 def test_coco_classes():

@@ -5,14 +5,11 @@ import torch
 from queryinst.image.build import build_queryinst
 from queryinst.image.config import Config
 from queryinst.image.types import Targets
+from support import repo
 
 
 def tiny_config() -> Config:
-    cfg = Config()
-    cfg.model.backbone = "resnet18"
-    cfg.model.num_proposals = 8
-    cfg.model.num_classes = 3
-    return cfg
+    return repo.tiny_config(num_proposals=8)
 
 
 def _inputs():

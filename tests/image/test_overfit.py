@@ -3,6 +3,7 @@
 About a minute on 2 CPU cores. It exercises the whole training path that matters for learning:
 matching, the four losses on every stage, the backbone/FPN/heads and inference with mask pasting.
 """
+import pytest
 import torch
 
 from queryinst.image.build import build_queryinst
@@ -11,6 +12,8 @@ from queryinst.image.data import CocoInstances, build_transforms, collate, load_
 from queryinst.image.data.synthetic import make_coco_dataset
 from queryinst.image.eval.coco_eval import CocoEvaluator
 from queryinst.image.solver import build_optimizer, clip_gradients
+
+pytestmark = pytest.mark.slow  # a whole training run
 
 ITERS = 300
 LR = 2e-3  # AdamW; chosen for a from-scratch tiny model, not the paper's 2.5e-5

@@ -100,6 +100,7 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
         read_torch_file(tmp_path / "nope.pth")
 
 
+@pytest.mark.slow  # a tool run in a subprocess
 @pytest.mark.parametrize("kind", ["pickle_zip", "lfs"])
 def test_track_video_refuses_with_one_line_and_runs_nothing(tmp_path: Path, kind: str) -> None:
     weights = _files(tmp_path)[kind]

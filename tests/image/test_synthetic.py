@@ -30,8 +30,8 @@ from queryinst.image.data.synthetic import (
     make_coco_dataset,
     make_coco_splits,
 )
+from support.repo import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
 RICH = CocoSceneOptions(empty_prob=0.2, crowd_prob=0.6, rle_prob=0.3)
 
 
@@ -163,11 +163,12 @@ def test_splits_train_matches_single_dataset_and_val_differs(tmp_path: Path) -> 
     assert (paths["val"].parent / "images" / "000001.jpg").is_file()
 
 
+@pytest.mark.slow
 def test_cli_coco_with_val(tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    result = subprocess.run([sys.executable, str(REPO / "tools" / "make_synthetic.py"), "coco", "--out", str(out),
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "make_synthetic.py"), "coco", "--out", str(out),
                              "--num-images", "2", "--val", "1", "--height", "32", "--width", "48", "--seed", "1"],
-                            capture_output=True, text=True, cwd=REPO, timeout=120)
+                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert str(out / "train" / "annotations.json") in result.stdout
     assert len(json.loads((out / "val" / "annotations.json").read_text())["images"]) == 1

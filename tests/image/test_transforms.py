@@ -39,7 +39,7 @@ def _sample(dtype: torch.dtype = torch.uint8) -> tuple[torch.Tensor, Targets]:
 
 
 def _small_cfg(recipe: str) -> DataConfig:
-    """DESIGN §2 recipes scaled down ~10x so the test runs in milliseconds."""
+    """The paper's recipes (docs/design.md#queryinst-image) scaled down ~10x so the test runs in milliseconds."""
     several = recipe in ("ms-3x", "crop-ms-3x")
     return DataConfig(
         recipe=recipe,

@@ -7,7 +7,6 @@ ResNet-18 model so that they stay fast.
 """
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,10 +15,12 @@ from queryinst.image.build import build_queryinst
 from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import Config, config_from_dict
 from queryinst.image.mmdet_import import COCO_CLASSES, to_mmdet_state_dict
+from support.repo import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "tools" / "convert_mmdet.py"
-TSV = ROOT / "tests" / "data" / "mmdet_queryinst_r50_keys.tsv"
+pytestmark = pytest.mark.slow  # tool end-to-end runs (subprocesses, R50 checkpoints)
+
+TOOL = REPO_ROOT / "tools" / "convert_mmdet.py"
+TSV = REPO_ROOT / "tests" / "data" / "mmdet_queryinst_r50_keys.tsv"
 
 
 def _start(*args) -> subprocess.Popen:
@@ -145,15 +146,15 @@ def test_r50_is_lossless(r50):
 def test_converted_checkpoint_fits_the_paper_config_and_starts_vis_finetuning(r50):
     """tools/test.py loads weights with the config check; QueryInst-VIS starts from the same file."""
     from queryinst.image.config import load_config
-    from queryinst.vis.build import build_queryinst_vis
+    from queryinst.vis.modeling.build import build_queryinst_vis
     from queryinst.vis.config import VisConfig
 
     _, dst, result, _ = r50
     assert result.returncode == 0, result.stderr
-    cfg = load_config(str(ROOT / "configs" / "image" / "queryinst_r50_1x_coco.yaml"), ["model.pretrained="])
+    cfg = load_config(str(REPO_ROOT / "configs" / "image" / "queryinst_r50_1x_coco.yaml"), ["model.pretrained="])
     model = build_queryinst(cfg)  # as tools/test.py: no ImageNet download, --weights supply everything
     load_checkpoint(str(dst), model, cfg=cfg)  # what tools/test.py does; raises on another config
-    vis_cfg = load_config(str(ROOT / "configs" / "vis" / "queryinst_vis_r50_ytvis19.yaml"),
+    vis_cfg = load_config(str(REPO_ROOT / "configs" / "vis" / "queryinst_vis_r50_ytvis19.yaml"),
                           [f"model.init_from={dst}"], schema=VisConfig)
     vis = build_queryinst_vis(vis_cfg)
     state = vis.detector.state_dict()

@@ -4,7 +4,6 @@ object, each with the right class and masks that follow it. Guards the README's 
 whenever the demo model, its settings or the clip change."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,16 +11,11 @@ import numpy as np
 import pytest
 
 from queryinst.image.data.coco import segmentation_to_mask
+from support.repo import REPO_ROOT, load_tool
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # demo quality: the shipped model on the whole sample clip
+
 H, W = 192, 320
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _masks(segmentations: list) -> list[np.ndarray | None]:
@@ -43,12 +37,12 @@ def _video_iou(a: list[np.ndarray | None], b: list[np.ndarray | None]) -> float:
     return float(np.mean(ious)) if ious else 0.0
 
 
-@pytest.mark.skipif(not (REPO / "models" / "demo" / "vis_synthetic.pth").is_file(), reason="no shipped demo model")
+@pytest.mark.skipif(not (REPO_ROOT / "models" / "demo" / "vis_synthetic.pth").is_file(), reason="no shipped demo model")
 def test_shipped_demo_tracks_every_object_of_the_sample_clip(tmp_path):
-    files = _tool("make_sample_video").make_sample_dataset(str(tmp_path / "gt"))
+    files = load_tool("make_sample_video").make_sample_dataset(str(tmp_path / "gt"))
     gt = json.loads(Path(files.json_path).read_text())
     names = {c["id"]: c["name"] for c in gt["categories"]}
-    assert _tool("track_video").main(["--input", str(REPO / "assets" / "sample.mp4"), "--output",
+    assert load_tool("track_video").main(["--input", str(REPO_ROOT / "assets" / "sample.mp4"), "--output",
                                       str(tmp_path / "out"), "--no-video"]) == 0
     pred = json.loads((tmp_path / "out" / "sample.json").read_text())
     assert pred["num_frames"] == len(gt["videos"][0]["file_names"]) == 72

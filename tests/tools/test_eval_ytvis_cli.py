@@ -6,15 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from queryinst.vis.eval import STAT_KEYS
-from queryinst.vis.eval.ytvis_benchmark import make_benchmark_case
-from queryinst.vis.submission import write_results_zip
+import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from queryinst.vis.bench.ytvis_case import make_benchmark_case
+from queryinst.vis.eval import STAT_KEYS
+from queryinst.vis.eval.submission import write_results_zip
+from support.repo import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # tool end-to-end runs (subprocesses)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "tools/eval_ytvis.py", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "tools/eval_ytvis.py", *args], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=120)
 
 

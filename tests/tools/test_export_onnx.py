@@ -1,7 +1,6 @@
 """tools/export_onnx.py and tools/track_video.py --backend onnxruntime, end to end on a tiny random model."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,27 +11,22 @@ import torch
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import merge_into, save_config
-from queryinst.vis.build import build_queryinst_vis
 from queryinst.vis.config import VisConfig
+from queryinst.vis.modeling.build import build_queryinst_vis
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from queryinst.vis.export import OnnxQueryInstVIS  # noqa: E402  (needs onnxruntime)
+from queryinst.vis.modeling.export import OnnxQueryInstVIS  # noqa: E402  (needs onnxruntime)
+from support.repo import load_tool
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # export and tool end-to-end runs
+
 TINY = {"model": {"backbone": "resnet18", "num_stages": 2, "hidden_dim": 32, "fpn_channels": 32, "dynamic_dim": 8,
                   "feedforward_dim": 64, "num_heads": 4, "track_dim": 16, "num_classes": 3},
         "data": {"test_min_size": 64, "test_max_size": 96},
         "inference": {"score_threshold": 0.0},
         "run": {"device": "cpu"}}
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +46,7 @@ def model_files(tmp_path_factory) -> tuple[Path, Path]:
 def test_export_tool_writes_a_loadable_model_with_metadata(model_files, tmp_path, capsys):
     config, weights = model_files
     out = tmp_path / "tiny.onnx"
-    code = _tool("export_onnx").main(["--config", str(config), "--weights", str(weights), "--out", str(out),
+    code = load_tool("export_onnx").main(["--config", str(config), "--weights", str(weights), "--out", str(out),
                                       "--torchscript", str(tmp_path / "tiny.pt"), "--check"])
     assert code == 0 and out.is_file() and (tmp_path / "tiny.pt").is_file()
     printed = capsys.readouterr().out
@@ -63,7 +57,7 @@ def test_export_tool_writes_a_loadable_model_with_metadata(model_files, tmp_path
 
 
 def test_export_tool_reports_a_missing_checkpoint(tmp_path, capsys):
-    code = _tool("export_onnx").main(["--config", "nope.yaml", "--weights", "nope.pth", "--out", str(tmp_path / "x.onnx")])
+    code = load_tool("export_onnx").main(["--config", "nope.yaml", "--weights", "nope.pth", "--out", str(tmp_path / "x.onnx")])
     assert code == 2 and capsys.readouterr().err.startswith("error:")
 
 
@@ -79,7 +73,7 @@ def test_track_video_onnxruntime_backend_gives_the_pytorch_tracks(model_files, t
         out = tmp_path / backend
         argv = ["--input", str(frames), "--output", str(out), "--config", str(config), "--weights", str(weights),
                 "--no-video", "--backend", backend]
-        assert _tool("track_video").main(argv) == 0
+        assert load_tool("track_video").main(argv) == 0
         results[backend] = json.loads((out / "frames.json").read_text())
     for a, b in zip(results["onnxruntime"]["frames"], results["pytorch"]["frames"]):
         assert [t["track_id"] for t in a["tracks"]] == [t["track_id"] for t in b["tracks"]]

@@ -2,27 +2,23 @@
 inference/tracker overrides applied to both; the result loads through the demo loader."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import load_config, merge_into
-from queryinst.vis.build import build_queryinst_vis
 from queryinst.vis.config import VisConfig
-from queryinst.vis.visualize import load_tracking_model
+from queryinst.vis.modeling.build import build_queryinst_vis
+from queryinst.vis.modeling.build import load_vis_model
+from support.repo import load_tool
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = {"model": {"backbone": "resnet18", "num_stages": 2, "hidden_dim": 32, "fpn_channels": 32, "dynamic_dim": 8,
                   "feedforward_dim": 64, "num_heads": 4, "track_dim": 16, "num_classes": 3}}
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("_tool_package_demo_model", REPO / "tools" / "package_demo_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("package_demo_model")
 
 
 def _checkpoint(folder: Path) -> Path:
@@ -47,7 +43,7 @@ def test_packaged_model_is_fp16_with_overrides_and_loads(tmp_path):
     assert data["config"]["model"]["init_from"] == "" and data["extra"]["class_names"] == ["a", "b", "c"]
     cfg = load_config(str(yaml), schema=VisConfig)
     assert cfg.inference.score_threshold == 0.3 and cfg.tracker.duplicate_iou == 0.7 and cfg.model.init_from == ""
-    cfg, model, names, _ = load_tracking_model(str(yaml), str(out))
+    cfg, model, names, _ = load_vis_model(str(yaml), str(out))
     assert names == ["a", "b", "c"] and len(model.detect([torch.rand(3, 64, 96)])[0].scores) >= 0
 
 

@@ -10,18 +10,19 @@ import torch
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import load_config, save_config
-from queryinst.vis.build import build_queryinst_vis
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.synthetic import make_ytvis_splits
+from queryinst.vis.modeling.build import build_queryinst_vis
+from support.repo import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = pytest.mark.slow  # tool end-to-end runs (subprocesses)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("submit")
     splits = make_ytvis_splits(tmp / "data", num_train=1, num_valid=3, length=4, height=64, width=96, seed=5)
-    cfg = load_config(os.path.join(ROOT, "configs/synthetic/vis_tiny.yaml"), ["data.test_min_size=64",
+    cfg = load_config(os.path.join(REPO_ROOT, "configs/synthetic/vis_tiny.yaml"), ["data.test_min_size=64",
                                                                                  "data.test_max_size=96"],
                       schema=VisConfig)
     torch.manual_seed(0)
@@ -35,7 +36,7 @@ def _run(tmp, valid, frames, out):
     return subprocess.run([sys.executable, "tools/submit_ytvis.py", "--config", str(tmp / "config.yaml"),
                            "--weights", str(tmp / "model.pth"), "--json", str(valid.json_path),
                            "--frames", str(frames), "--out", str(out), "run.device=cpu"],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_submission_zip_is_valid_and_scores(setup):
@@ -51,7 +52,7 @@ def test_submission_zip_is_valid_and_scores(setup):
         assert len(r["segmentations"]) == videos[r["video_id"]]["length"]
         assert 0.0 <= r["score"] <= 1.0
     ev = subprocess.run([sys.executable, "tools/eval_ytvis.py", "--gt", str(valid.gt_json_path), "--results",
-                         str(out), "--json-out", str(tmp / "m.json")], cwd=ROOT, capture_output=True, text=True)
+                         str(out), "--json-out", str(tmp / "m.json")], cwd=REPO_ROOT, capture_output=True, text=True)
     assert ev.returncode == 0, ev.stderr
     assert set(json.loads((tmp / "m.json").read_text())) >= {"AP", "AP50", "AR10"}
 

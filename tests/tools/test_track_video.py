@@ -5,7 +5,6 @@ test runs the script itself. The model is random, so the tests check structure, 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import struct
@@ -21,11 +20,11 @@ from pycocotools import mask as mask_utils
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import merge_into, save_config
-from queryinst.vis.build import build_queryinst_vis
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.synthetic import make_ytvis_dataset
+from queryinst.vis.modeling.build import build_queryinst_vis
+from support.repo import REPO_ROOT, load_tool
 
-REPO = Path(__file__).resolve().parents[2]
 H, W = 64, 96
 CLASS_NAMES = ["square", "circle", "triangle", "star", "ellipse", "cross"]
 TINY = {"model": {"backbone": "resnet18", "num_stages": 2, "hidden_dim": 32, "fpn_channels": 32, "dynamic_dim": 8,
@@ -105,10 +104,7 @@ def write_mjpeg_avi(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> 
 
 
 def _main(*args: str | Path) -> int:
-    spec = importlib.util.spec_from_file_location("_tool_track_video", REPO / "tools" / "track_video.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    return load_tool("track_video").main([str(a) for a in args])
 
 
 def _model_args(model_files: tuple[Path, Path]) -> list[str]:
@@ -252,11 +248,22 @@ def test_checkpoint_of_another_config_exits_2(tmp_path, model_files, synthetic_f
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_script_runs_from_the_command_line(tmp_path, model_files, synthetic_frames):
     clip = write_video(tmp_path / "clip.avi", synthetic_frames[:3])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "tools/track_video.py", "--input", str(clip), "--output",
-                           str(tmp_path / "out"), *_model_args(model_files)], cwd=REPO, env=env,
+                           str(tmp_path / "out"), *_model_args(model_files)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "clip.avi: 3 frames" in proc.stdout and (tmp_path / "out" / "clip.mp4").is_file()
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "models" / "demo" / "vis_synthetic.pth").is_file(), reason="no shipped demo model")
+def test_demo_model_and_sample_are_found_from_any_directory(tmp_path, monkeypatch):
+    # The demo model's files are located from the package, not the current directory (running
+    # ``python /path/to/tools/track_video.py --input /path/to/assets/sample.mp4 --output out`` from / works).
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert _main("--input", REPO_ROOT / "assets" / "sample.mp4", "--output", out, "--end", "0.25", "--no-video") == 0
+    assert json.loads((out / "sample.json").read_text())["num_frames"] == 4  # 0.25 s at 12 FPS, end included

@@ -3,7 +3,6 @@
 The main flow runs the tools as ``python tools/x.py`` from the repository root; the error cases call
 their ``main(argv)`` in this process (a subprocess spends seconds importing torch).
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -15,8 +14,10 @@ import torch
 import yaml
 
 from queryinst.image.data.synthetic import CocoSceneOptions, make_coco_splits
+from support.repo import REPO_ROOT, load_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = pytest.mark.slow  # trainings and tool end-to-end runs
+
 TINY = "configs/synthetic/image_tiny.yaml"
 SMALL = ["data.min_sizes=[64]", "data.max_size=96", "data.test_min_size=64", "data.test_max_size=96",
          "data.batch_size=1", "model.num_stages=2", "model.num_proposals=10", "model.hidden_dim=32",
@@ -26,22 +27,19 @@ SMALL = ["data.min_sizes=[64]", "data.max_size=96", "data.test_min_size=64", "da
 
 def _run(tool: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 OpenMP threads on a busy 2-core machine crawl
-    return subprocess.run([sys.executable, f"tools/{tool}.py", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, f"tools/{tool}.py", *map(str, args)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
 def _main(tool: str, *args: str) -> int:
-    spec = importlib.util.spec_from_file_location(f"_tool_{tool}", os.path.join(ROOT, "tools", f"{tool}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    return load_tool(tool).main([str(a) for a in args])
 
 
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(REPO_ROOT)
     yield
     torch.set_num_threads(threads)
 

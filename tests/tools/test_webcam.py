@@ -5,9 +5,7 @@ frame, so inference is slower than capture and the demo must drop frames rather 
 """
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import cv2
@@ -17,13 +15,13 @@ import torch
 
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import merge_into, save_config
-from queryinst.vis.build import build_queryinst_vis
-from queryinst.vis.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.config import VisConfig
-from queryinst.vis.video_io import open_frames
-from queryinst.vis.visualize import load_tracking_model
+from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
+from queryinst.vis.io.reader import open_frames
+from queryinst.vis.modeling.build import build_queryinst_vis
+from queryinst.vis.modeling.build import load_vis_model
+from support.repo import load_tool
 
-REPO = Path(__file__).resolve().parents[2]
 H, W = 64, 96
 SOURCE_FPS = 100.0
 TINY = {"model": {"backbone": "resnet18", "num_stages": 2, "hidden_dim": 32, "fpn_channels": 32, "dynamic_dim": 8,
@@ -70,11 +68,7 @@ def _one_thread():
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("_tool_webcam", REPO / "tools" / "webcam.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("webcam")
 
 
 def _summary(stdout: str) -> tuple[int, int, int, float]:
@@ -110,7 +104,7 @@ def test_max_frames_stops_early(tmp_path, model_files, fast_video, capsys):
 
 def test_ctrl_c_still_finalises_the_recording(tmp_path, model_files):
     tool = _tool()
-    cfg, model, names, _ = load_tracking_model(str(model_files[0]), str(model_files[1]))
+    cfg, model, names, _ = load_vis_model(str(model_files[0]), str(model_files[1]))
 
     class InterruptingDisplay:  # the user presses Ctrl-C while the third frame is shown
         shown = 0

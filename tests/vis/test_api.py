@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # loads the demo model and tracks the sample clip
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "assets" / "sample.mp4"
 

@@ -1,4 +1,4 @@
-"""Tests of vis/visualize.py: stable track colours, overlays, trails, id maps, FPS meter, model defaults."""
+"""Tests of vis/visualize.py: stable track colours, overlays, trails, id maps, FPS meter."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +8,8 @@ from queryinst.vis.inference import FrameResult, encode_masks
 from queryinst.vis.visualize import (
     FpsMeter,
     TrackTrails,
-    class_names_from_checkpoint,
     draw_overlay,
     draw_tracks,
-    load_tracking_model,
     track_colour,
     track_id_map,
 )
@@ -93,13 +91,3 @@ def test_fps_meter_and_overlay():
     assert meter.fps == pytest.approx(10.0)
     frame = np.zeros((H, W, 3), np.uint8)
     assert draw_overlay(frame, ["10.0 FPS", "latency 5 ms"]) is frame and frame.max() == 255
-
-
-def test_class_names_and_model_defaults(tmp_path):
-    assert class_names_from_checkpoint({"class_names": ["a", "b"]}, 2) == ["a", "b"]
-    assert class_names_from_checkpoint({"class_names": ["a"]}, 2) == ["class0", "class1"]
-    assert class_names_from_checkpoint({}, 1) == ["class0"]
-    with pytest.raises(ValueError, match="both --config and --weights"):
-        load_tracking_model("c.yaml", None)
-    with pytest.raises(FileNotFoundError, match="demo model file not found"):
-        load_tracking_model(None, None, demo_root=tmp_path)

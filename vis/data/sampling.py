@@ -1,7 +1,7 @@
 """Training pairs for QueryInst-VIS: a key frame and a reference frame of the same video.
 
-MaskTrack R-CNN's sampling (Yang et al. 2019, Sec. 4.1; DESIGN §3): every annotated frame that holds
-at least one object is a key frame; the reference frame is drawn uniformly from the video's OTHER
+MaskTrack R-CNN's sampling (Yang et al. 2019, Sec. 4.1; docs/design.md#queryinst-vis): every annotated frame
+that holds at least one object is a key frame; the reference frame is drawn uniformly from the video's OTHER
 frames that hold an object (within ``ref_range`` frames of the key when > 0); a video with a single
 such frame pairs the frame with itself. Both frames get the same resize and flip.
 """

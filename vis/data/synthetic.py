@@ -1,6 +1,6 @@
 """Synthetic YouTube-VIS-format videos: textured shapes that move, occlude, enter and leave the frame.
 
-Layout written by ``make_ytvis_dataset(out_dir, ...)`` (schema: DESIGN §3 "Datasets")::
+Layout written by ``make_ytvis_dataset(out_dir, ...)`` (schema: docs/design.md#datasets)::
 
     out_dir/JPEGImages/<video name>/<frame>.jpg     only the listed (annotated) frames
     out_dir/annotations.json                        videos + annotations + categories
@@ -68,7 +68,7 @@ class VideoSceneOptions:
     """What the video generator puts in a clip (validated on construction).
 
     class_names: shape kinds used as classes (category ids 1..C in this order); max_objects: a video
-    holds 1..max_objects objects (YouTube-VIS has at most 10 per frame, DESIGN §3); speed: mean
+    holds 1..max_objects objects (YouTube-VIS has at most 10 per frame, QueryInst paper Sec. 4.3); speed: mean
     displacement per raw frame in object sides (sqrt of the area): 0.2 moves an object about its own
     size over 5 frames; enter_leave_prob: chance that an object enters or leaves through a border
     rather than staying inside; min_visible_area: fewer visible pixels than this make a null frame.

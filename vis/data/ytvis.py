@@ -1,4 +1,4 @@
-"""YouTube-VIS JSON reader (2019, 2021/2022 and OVIS share the schema; DESIGN §3 "Datasets").
+"""YouTube-VIS JSON reader (2019, 2021/2022 and OVIS share the schema; docs/design.md#datasets).
 
 ``videos[{id, width, height, length, file_names}]``, ``annotations[{id, video_id, category_id,
 iscrowd, segmentations, bboxes, areas}]`` (one entry per frame, null where the object is absent) and

@@ -36,7 +36,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from queryinst.image.rle import rle_problem
-from queryinst.vis.submission import category_id_set, validate_results, video_shape
+from queryinst.vis.eval.submission import category_id_set, validate_results, video_shape
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def evaluate_ytvis(gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) 
             ``id``, ``video_id``, ``category_id``, ``segmentations`` [length] of RLE/polygons/null,
             optional ``areas`` [length] and ``iscrowd``).
         results: result records ``{video_id, category_id, score, segmentations}`` (see
-            ``queryinst.vis.submission``); validated first.
+            ``queryinst.vis.eval.submission``); validated first.
 
     Returns:
         The 12 official stats keyed by STAT_KEYS, as fractions in [0, 1]; -1.0 where undefined

@@ -1,0 +1,147 @@
+"""Config -> QueryInst-VIS, including the start from an image checkpoint (``model.init_from``), and the one
+model loader of the tools (``load_vis_model``: config + weights, or the shipped demo model -> a folded
+model in eval mode)."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ...image.build import build_queryinst
+from ...image.checkpoint import load_checkpoint, read_model_state
+from ...image.config import load_config
+from ...image.fuse import fold_batchnorm
+from ...image.mmdet_keys import mmdet_key_map
+from ..config import VisConfig
+from .model import QueryInstVIS
+from .track_head import TrackHead
+
+logger = logging.getLogger(__name__)
+
+# Layers whose shape depends on the label set: re-initialised when the class count differs.
+_CLASS_DEPENDENT = (".box_head.cls_logits.", ".mask_head.mask_logits.")
+
+
+def build_queryinst_vis(cfg: VisConfig) -> QueryInstVIS:
+    """QueryInst-VIS for ``cfg``; with ``model.init_from`` the ImageNet backbone weights are not loaded
+    (``model.pretrained`` is cleared: the image checkpoint supplies the backbone)."""
+    if cfg.model.init_from and cfg.model.pretrained:
+        logger.info("model.init_from is set: ignoring model.pretrained=%s", cfg.model.pretrained)
+        cfg.model.pretrained = ""
+    detector = build_queryinst(cfg)
+    track_head = TrackHead(cfg.model.fpn_channels, cfg.model.box_pool_size, cfg.model.track_dim,
+                           cfg.model.track_num_fcs)
+    model = QueryInstVIS(detector, track_head, cfg.solver.track_loss_weight, cfg.inference.max_per_frame,
+                         cfg.inference.score_threshold, cfg.inference.mask_threshold)
+    if cfg.model.init_from:
+        init_from_image_checkpoint(model.detector, cfg.model.init_from)
+    return model
+
+
+def init_from_image_checkpoint(detector: nn.Module, path: str) -> dict[str, list[str]]:
+    """Load an image QueryInst checkpoint into the VIS detector.
+
+    - Keys in mmdetection's naming are mapped to ours (``image/mmdet_keys.py``).
+    - Class-dependent layers (classifier and mask logits) are kept from the checkpoint only when the
+      class count matches; otherwise they keep their fresh initialisation (the video label set).
+    - Learned proposals: when the checkpoint has more (e.g. 100) than the model (10), the FIRST N are
+      taken: proposals are image-independent, and any fixed subset is a valid starting point.
+    Returns {"loaded": [...], "reinitialised": [...], "subset": [...]} and logs a summary.
+    """
+    state = read_model_state(path)
+    own = detector.state_dict()
+    if any(k.startswith("roi_head.") for k in state):
+        to_ours = mmdet_key_map(list(own))
+        state = {to_ours[k]: v for k, v in state.items() if k in to_ours}
+    report: dict[str, list[str]] = {"loaded": [], "reinitialised": [], "subset": []}
+    new_state = {}
+    for key, value in own.items():
+        src = state.get(key)
+        if src is None:
+            report["reinitialised"].append(key)
+        elif src.shape == value.shape:
+            new_state[key] = src
+            report["loaded"].append(key)
+        elif key.startswith("proposals.") and src.shape[1:] == value.shape[1:] and src.shape[0] >= value.shape[0]:
+            new_state[key] = src[: value.shape[0]]
+            report["subset"].append(key)
+        elif any(p in f".{key}" for p in _CLASS_DEPENDENT):
+            report["reinitialised"].append(key)
+        else:
+            raise ValueError(f"{path}: tensor '{key}' has shape {tuple(src.shape)}, the model expects "
+                             f"{tuple(value.shape)} (a checkpoint of another backbone or width?)")
+    missing_backbone = [k for k in report["reinitialised"] if k.startswith("backbone.")]
+    if missing_backbone:
+        raise ValueError(f"{path}: no weights for {len(missing_backbone)} backbone tensors "
+                         f"(e.g. '{missing_backbone[0]}'): not a QueryInst checkpoint of this backbone")
+    detector.load_state_dict(new_state, strict=False)
+    logger.info("init from %s: %d tensors loaded, %d proposal tensors subset, %d re-initialised (%s)", path,
+                len(report["loaded"]), len(report["subset"]), len(report["reinitialised"]),
+                ", ".join(sorted({k.split(".")[-2] for k in report["reinitialised"]})))
+    return report
+
+
+# The shipped demo model (trained on synthetic shapes only), relative to the repository root; the tools use
+# it when --config / --weights are not given.
+DEMO_CONFIG = "configs/synthetic/vis_demo.yaml"
+DEMO_WEIGHTS = "models/demo/vis_synthetic.pth"
+
+
+def class_names_from_checkpoint(extra: dict, num_classes: int) -> list[str]:
+    """Class names stored in a checkpoint's ``extra["class_names"]`` (tools/train.py writes them), or
+    "class0", "class1", ... when absent or of the wrong length."""
+    names = extra.get("class_names") if isinstance(extra, dict) else None
+    if isinstance(names, (list, tuple)) and len(names) == num_classes:
+        return [str(n) for n in names]
+    return [f"class{k}" for k in range(num_classes)]
+
+
+def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | os.PathLike | None,
+                   overrides: Sequence[str] = (), device: str | torch.device | None = None,
+                   score_thr: float | None = None, demo_root: str | os.PathLike | None = None
+                   ) -> tuple[VisConfig, QueryInstVIS, list[str], list[int]]:
+    """THE model loader of every tool: (cfg, QueryInst-VIS in eval mode with BatchNorm folded, on its
+    device, class names, category ids).
+
+    config/weights: a VIS config (a YAML path, or an already loaded ``VisConfig``, which is modified) and
+        its checkpoint, or both None for the shipped demo model (``DEMO_CONFIG`` / ``DEMO_WEIGHTS`` under
+        ``demo_root``, default: the repository root, found from the package files, never from the
+        current directory). overrides: dotted config overrides (YAML paths only).
+    device: "auto" | "cpu" | "cuda" or a ``torch.device`` (None: the config's ``run.device``).
+    score_thr: replaces ``inference.score_threshold`` (detections below are not tracked).
+    The checkpoint must be built for the same model config (one error naming the file and the first
+    differing key). Class names and category ids come from the checkpoint's ``extra`` ("class_names",
+    "cat_ids", as tools/train.py stores them), else "class0".. and 1..C.
+    Raises FileNotFoundError / ValueError (a missing file, a checkpoint of another config, ...).
+    """
+    from queryinst.cli import REPO_ROOT, select_device
+
+    if (config is None) != (weights is None):
+        raise ValueError("give both --config and --weights, or neither (the demo model)")
+    if config is None:
+        root = REPO_ROOT if demo_root is None else demo_root
+        config, weights = os.path.join(root, DEMO_CONFIG), os.path.join(root, DEMO_WEIGHTS)
+        for path in (config, weights):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path}: demo model file not found; pass --config and --weights")
+    cfg = config if isinstance(config, VisConfig) else load_config(os.fspath(config), list(overrides),
+                                                                     schema=VisConfig)
+    if score_thr is not None:
+        if not 0.0 <= score_thr <= 1.0:
+            raise ValueError(f"score threshold must be in [0, 1], got {score_thr}")
+        cfg.inference.score_threshold = score_thr
+    device = device if isinstance(device, torch.device) else select_device(device or cfg.run.device)
+    cfg.model.init_from = ""  # the checkpoint holds every weight; don't read the image checkpoint again
+    cfg.model.pretrained = ""
+    model = build_queryinst_vis(cfg)
+    extra = load_checkpoint(os.fspath(weights), model, cfg=cfg, map_location="cpu")["extra"]
+    names = class_names_from_checkpoint(extra, cfg.model.num_classes)
+    cat_ids = extra.get("cat_ids")
+    if not (isinstance(cat_ids, (list, tuple)) and len(cat_ids) == cfg.model.num_classes):
+        cat_ids = range(1, cfg.model.num_classes + 1)
+    model.eval()
+    fold_batchnorm(model)  # inference only: same outputs up to rounding, fewer passes (image/fuse.py)
+    return cfg, model.to(device), names, [int(c) for c in cat_ids]
