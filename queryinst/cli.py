@@ -11,6 +11,7 @@ argument) is reported as ONE line ``error: <message>`` on stderr and the tool ex
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # annotations only: torch is imported lazily by select_device
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # bad arguments or input: one "error: ..." line, nothing written for that input
 EXIT_DAMAGED = 3  # an input was truncated or corrupt mid-way: what decoded was processed (tools/track_video.py)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as a shell reports it
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)  # ConfigError is a ValueError
 
@@ -59,8 +61,62 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     ``error: ...`` line and ``EXIT_BAD_INPUT``. Use as ``sys.exit(cli.run(main))``."""
     try:
         return main(argv)
+    except KeyboardInterrupt:
+        # Every tool writes to temporary names and renames when an output is complete (and removes its
+        # temporaries on the way out), so the unfinished output is simply absent.
+        tool = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "the tool"
+        print(f"interrupted: {tool} stopped by Ctrl-C; the unfinished output was not written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except errors as error:
         return fail(error)
+
+
+def _writable_folder_problem(folder: Path) -> str | None:
+    """None when a file can be created in ``folder`` (checked by creating and removing one: as root,
+    ``os.access`` says yes even on a read-only file system), else why not."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+    except OSError as err:
+        return f"{folder} is not writable ({err.strerror or type(err).__name__})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _folder_problem(target: Path) -> str | None:
+    """Why ``target`` cannot be (or become) a folder to write into, or None."""
+    if target.exists() and not target.is_dir():
+        return f"{target} is a file, not a folder"
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file"
+    return _writable_folder_problem(existing)
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Check, before any work, that ``path`` is or can become a folder the tool writes into.
+
+    Nothing is created. Raises ValueError naming the path: it exists and is not a folder, it lies under an
+    existing file, or the nearest existing folder above it is not writable."""
+    target = Path(path).expanduser().absolute()
+    problem = _folder_problem(target)
+    if problem:
+        raise ValueError(f"{path}: cannot write the {what} there: {problem}")
+    return target
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Check, before any work, that the file ``path`` can be written (see ``check_output_dir``); it must
+    not be an existing folder. Nothing is created."""
+    target = Path(path).expanduser().absolute()
+    problem = f"{target} is a folder" if target.is_dir() else _folder_problem(target.parent)
+    if problem:
+        raise ValueError(f"{path}: cannot write the {what} there: {problem}")
+    return target
 
 
 def select_device(name: str) -> "torch.device":

@@ -34,3 +34,60 @@ def test_select_device():
 def test_repo_root_holds_the_packaged_files():
     assert (cli.REPO_ROOT / "configs" / "synthetic" / "vis_demo.yaml").is_file()
     assert (cli.REPO_ROOT / "tools" / "track_video.py").is_file()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys):
+    def main(argv):
+        raise KeyboardInterrupt
+
+    assert cli.run(main, []) == cli.EXIT_INTERRUPTED == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("interrupted: ") and "was not written" in err
+    assert "Traceback" not in err
+
+
+def test_output_checks_create_nothing_and_name_the_problem(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert cli.check_output_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert cli.check_output_file(tmp_path / "new" / "out.json") == tmp_path / "new" / "out.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]  # nothing created
+    with pytest.raises(ValueError, match=r"file.txt/sub: cannot write the output folder there: .*file.txt is a file"):
+        cli.check_output_dir(a_file / "sub")
+    with pytest.raises(ValueError, match=r"file.txt: cannot write the output folder there: .* is a file, not a folder"):
+        cli.check_output_dir(a_file)
+    with pytest.raises(ValueError, match=r"cannot write the output file there: .* is a folder"):
+        cli.check_output_file(tmp_path)
+    with pytest.raises(ValueError, match=r"/proc/x/y.json: cannot write the output file there: /proc is not writable"):
+        cli.check_output_file("/proc/x/y.json")  # not writable even for root
+
+
+# Each tool checks where it will write before any work: an output under an existing file fails at once
+# with one line (with bogus inputs too: the output is checked first), and nothing is written.
+TOOLS_WRITING = [
+    ("submit_ytvis", ["--config", "c.yaml", "--weights", "w.pth", "--json", "v.json", "--frames", "f",
+                      "--out", "{bad}/results.zip"]),
+    ("test", ["--config", "configs/synthetic/image_tiny.yaml", "--weights", "w.pth", "--out", "{bad}/eval"]),
+    ("eval_ytvis", ["--gt", "gt.json", "--results", "r.json", "--json-out", "{bad}/m.json"]),
+    ("ytvis_to_coco", ["--json", "v.json", "--out", "{bad}/coco.json"]),
+    ("convert_mmdet", ["src.pth", "{bad}/dst.pth"]),
+    ("demo_image", ["--config", "configs/synthetic/image_tiny.yaml", "--weights", "w.pth", "--input", "i.png",
+                    "--output", "{bad}/out"]),
+    ("export_onnx", ["--out", "{bad}/m.onnx"]),
+    ("track_video", ["--input", "assets/sample.mp4", "--output", "{bad}/out"]),
+    ("tracker_oracle", ["--json", "v.json", "--frames", "f", "--json-out", "{bad}/t.json"]),
+    ("train", ["--config", "configs/synthetic/image_tiny.yaml", "run.output_dir={bad}/run"]),
+]
+
+
+@pytest.mark.parametrize("tool, argv", TOOLS_WRITING, ids=[t for t, _ in TOOLS_WRITING])
+def test_unusable_output_path_is_refused_before_any_work(tool, argv, tmp_path, load_tool, repo_root, capsys,
+                                                         monkeypatch):
+    monkeypatch.chdir(repo_root)
+    bad = tmp_path / "a_file"
+    bad.write_text("not a folder")
+    status = cli.run(load_tool(tool).main, [a.replace("{bad}", str(bad)) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert "cannot write" in err[0] and str(bad) in err[0] and "is a file" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

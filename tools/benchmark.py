@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads < 1:
         return cli.fail("--threads must be >= 1")
+    if args.out is not None:
+        cli.check_output_file(args.out, "report")  # raised before any timing: cli.run prints it
     torch.set_num_threads(args.threads)
     settings = BenchmarkSettings.tiny() if args.tiny else BenchmarkSettings()
     if args.repeats is not None:

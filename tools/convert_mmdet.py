@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="convert_mmdet: %(levelname)s: %(message)s")
     try:
+        cli.check_output_file(args.dst, "converted checkpoint")
         cfg = load_config(args.config) if args.config else None
         summary = convert_mmdet_checkpoint(args.src, args.dst, cfg, args.stub_unknown_objects, args.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as err:

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        cli.check_output_file(args.output)
         if args.format == "coco":
             ytvis = load_coco_annotations(args.input, args.track_key)
         else:

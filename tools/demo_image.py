@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides, schema=Config)
+        cli.check_output_dir(args.output)
         files = _inputs(args.input)
         device = cli.select_device(cfg.run.device)
         cfg.model.pretrained = ""  # every weight comes from --weights: no ImageNet download

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", type=Path, help="write the 12 stats to this JSON file")
     args = parser.parse_args(argv)
     try:
+        if args.json_out is not None:
+            cli.check_output_file(args.json_out, "--json-out file")
         gt = load_ytvis_gt(args.gt)
         try:
             evaluator = YTVISEvaluator(gt)

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_intermixed_args(argv)
     try:
+        cli.check_output_file(args.out, "ONNX file")
+        if args.torchscript is not None:
+            cli.check_output_file(args.torchscript, "TorchScript file")
         cfg, model, names, cat_ids = load_vis_model(args.config, args.weights, args.overrides, "cpu")
         divisor = max(1, cfg.data.size_divisor)
         height = args.height or -(-cfg.data.test_min_size // divisor) * divisor

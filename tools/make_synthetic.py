@@ -58,6 +58,7 @@ def _describe(split: str, files: YTVISFiles) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        cli.check_output_dir(args.out)
         if args.kind == "coco":
             options = CocoSceneOptions(max_objects=args.max_objects, class_colours=args.class_colours)
             if args.val:

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        cli.check_output_file(args.out, "submission zip")  # before the inference, not after it
+        if args.results_json:
+            cli.check_output_file(args.results_json, "results JSON")
         cfg = load_config(args.config, args.overrides, schema=VisConfig)
         split = YTVISDataset(args.json, args.frames)
         if split.num_classes != cfg.model.num_classes:

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides, schema=Config)
+        cli.check_output_dir(args.out or cfg.run.output_dir)  # before the evaluation, not after it
         if not cfg.data.val_json:
             raise ValueError(f"{args.config}: data.val_json is empty: set the annotation file to evaluate on")
         device = cli.select_device(cfg.run.device)

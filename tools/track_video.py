@@ -219,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stride < 1 or args.batch_frames < 1 or args.max_size < 0:
             raise ValueError("--stride and --batch-frames must be >= 1 and --max-size >= 0")
         out_dir = Path(args.output)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise ValueError(f"{out_dir}: --output exists and is not a folder")
+        cli.check_output_dir(out_dir, "--output folder")
         stems = _stems(args.input)
         cfg, model, names, cat_ids = load_vis_model(args.config, args.weights, args.overrides, args.device,
                                                     args.score_thr)

@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
+        if args.json_out:
+            cli.check_output_file(args.json_out, "--json-out file")
         split = YTVISDataset(args.json, args.frames)
         rows = oracle_table(split, load_ytvis_gt(args.json), seed=args.seed)
     except (ValueError, FileNotFoundError) as e:

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             print(dump_config(cfg), end="")
             return 0
+        cli.check_output_dir(cfg.run.output_dir, "run.output_dir folder")
         rank = int(os.environ.get("RANK", "0"))
         logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

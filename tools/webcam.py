@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.max_frames < 0 or args.max_size < 0 or not args.timeout > 0:
             raise ValueError("--max-frames and --max-size must be >= 0 and --timeout > 0")
+        if args.record:
+            cli.check_output_file(args.record, "recording")
         recorder = LiveRecorder(args.record) if args.record else None  # checks the suffix early
         cfg, model, names, _ = load_vis_model(args.config, args.weights, args.overrides, args.device, args.score_thr)
         if args.backend == "onnxruntime":

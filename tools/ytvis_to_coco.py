@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="COCO JSON to write")
     args = parser.parse_args(argv)
     try:
+        cli.check_output_file(args.out)
         try:
             with open(args.json) as f:
                 data = json.load(f)
