@@ -5,7 +5,8 @@
 
 One PNG per input image, ``<output>/<input stem>.png``, each written to a temporary file and renamed.
 Class names come from the checkpoint (stored by training), else from ``data.val_json``'s categories.
-Errors print one ``error: ...`` line and exit with status 2.
+Errors print one ``error: ...`` line and exit with status 2. An unreadable image of a folder is skipped:
+the others are drawn, each bad file gets a ``warning: skipped ...`` line at the end, and the exit status is 3.
 """
 from __future__ import annotations
 
@@ -107,21 +108,29 @@ def main(argv: list[str] | None = None) -> int:
         names = _class_names(state["extra"], cfg)
         resize = ResizeShortSide((cfg.data.test_min_size,), cfg.data.test_max_size)
         os.makedirs(args.output, exist_ok=True)
-        for path in files:
-            image = read_image(path)  # [3, H, W] uint8 RGB
-            with torch.no_grad():
-                pred = model([resize(image).float().div(255.0)], orig_sizes=[tuple(image.shape[-2:])])[0]
-            bgr = cv2.cvtColor(image.permute(1, 2, 0).numpy(), cv2.COLOR_RGB2BGR)
-            stem = os.path.splitext(os.path.basename(path))[0]
-            out = os.path.join(args.output, f"{stem}.png")
-            tmp = os.path.join(args.output, f".{stem}.tmp.png")
-            if not cv2.imwrite(tmp, draw(bgr, pred, names, args.score_thr)):
-                raise ValueError(f"cannot write {out}")
-            os.replace(tmp, out)
-            print(f"{path}: {int((pred.scores >= args.score_thr).sum())} detections -> {out}")
     except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
         return cli.fail(e)
-    return 0
+    bad: list[str] = []
+    for path in files:  # a bad image is reported and skipped; the others are still drawn
+        try:
+            image = read_image(path)  # [3, H, W] uint8 RGB; errors name the file
+        except (ValueError, FileNotFoundError) as e:
+            bad.append(cli.error_message(e))
+            continue
+        with torch.no_grad():
+            pred = model([resize(image).float().div(255.0)], orig_sizes=[tuple(image.shape[-2:])])[0]
+        bgr = cv2.cvtColor(image.permute(1, 2, 0).numpy(), cv2.COLOR_RGB2BGR)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        out = os.path.join(args.output, f"{stem}.png")
+        tmp = os.path.join(args.output, f".{stem}.tmp.png")
+        if not cv2.imwrite(tmp, draw(bgr, pred, names, args.score_thr)):
+            bad.append(f"{out}: cannot write the overlay")
+            continue
+        os.replace(tmp, out)
+        print(f"{path}: {int((pred.scores >= args.score_thr).sum())} detections -> {out}")
+    for message in bad:
+        print(f"warning: skipped {message}", file=sys.stderr)
+    return cli.EXIT_DAMAGED if bad else cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -132,3 +132,17 @@ def test_missing_image_is_named_and_leaves_no_partial_output(trained, tmp_path, 
                        "--input", missing, "--output", tmp_path / "demo")
     assert str(missing) in line
     assert not (tmp_path / "demo").exists()
+
+    # a folder with unreadable images: the good ones are drawn, every bad one reported at the end, exit 3
+    folder = tmp_path / "mixed"
+    shutil.copytree(root / "coco" / "val" / "images", folder)
+    (folder / "broken_a.png").write_bytes(b"not an image")
+    (folder / "broken_b.jpg").write_bytes(b"")
+    capsys.readouterr()
+    status = _main("demo_image", "--config", TINY, *overrides, "--weights", root / "run" / "last.pth",
+                   "--input", folder, "--output", tmp_path / "mixed_out", "--score-thr", "0")
+    err = capsys.readouterr().err
+    assert status == 3, err
+    warnings = [w for w in err.splitlines() if w.startswith("warning: skipped ")]
+    assert len(warnings) == 2 and "broken_a.png" in warnings[0] and "broken_b.jpg" in warnings[1], err
+    assert sorted(os.listdir(tmp_path / "mixed_out")) == ["000000.png", "000001.png"]
