@@ -146,6 +146,7 @@ class YTVISDataset:
         self._parse_videos(data["videos"])
         self.has_annotations = data.get("annotations") is not None
         self._annotations: list[list[YTVISAnnotation]] = [[] for _ in self.videos]
+        self._annotation_ids: set = set()
         if self.has_annotations:
             if not isinstance(data["annotations"], list):
                 raise ValueError(f"{self.json_path}: 'annotations' must be a list")
@@ -236,6 +237,10 @@ class YTVISDataset:
         if missing:
             raise self._error(where, f"missing key(s) {missing}")
         where = f"annotations[{i}] (id {ann.get('id')})"
+        if "id" in ann:  # keyed by id downstream (instance ids of the track loss): one would be lost
+            if ann["id"] in self._annotation_ids:
+                raise self._error(where, f"duplicate annotation id {ann['id']!r}")
+            self._annotation_ids.add(ann["id"])
         if ann["video_id"] not in self._video_index:
             raise self._error(where, f"unknown video_id {ann['video_id']!r}")
         if ann["category_id"] not in self.cat_id_to_label:

@@ -176,7 +176,7 @@ def _parse_ground_truth(gt: Mapping[str, Any]) -> _GroundTruth:
     category_ids = sorted(category_id_set(gt["categories"]))
     category_index = {cat_id: k for k, cat_id in enumerate(category_ids)}
     seen_ids: set = set()
-    skipped = 0
+    skipped: list = []
     gt_video, gt_category, gt_rles, avg_areas, crowd, ignore, id_nonzero = [], [], [], [], [], [], []
     for index, ann in enumerate(annotations):
         if not isinstance(ann, Mapping) or "id" not in ann:
@@ -186,7 +186,7 @@ def _parse_ground_truth(gt: Mapping[str, Any]) -> _GroundTruth:
         seen_ids.add(ann["id"])
         video_id, category_id = ann.get("video_id"), ann.get("category_id")
         if video_id not in shapes or category_id not in category_index:
-            skipped += 1  # getAnnIds(vidIds=params.vidIds, catIds=params.catIds) drops these
+            skipped.append(ann["id"])  # getAnnIds(vidIds=params.vidIds, catIds=params.catIds) drops these
             continue
         height, width, length = shapes[video_id]
         where = f"ground-truth annotation {ann['id']!r} (video {video_id!r})"
@@ -209,7 +209,9 @@ def _parse_ground_truth(gt: Mapping[str, Any]) -> _GroundTruth:
         crowd.append(int(iscrowd) != 0)  # evaluateVid: iscrowd = [int(o['iscrowd']) ...]
         id_nonzero.append(ann["id"] != 0)
     if skipped:
-        logger.warning("%d ground-truth annotations are outside the split's videos/categories: ignored", skipped)
+        listed = ", ".join(str(a) for a in skipped[:20]) + (f" and {len(skipped) - 20} more" if len(skipped) > 20 else "")
+        logger.warning("%d ground-truth annotations are outside the split's videos/categories: ignored (ids %s)",
+                       len(skipped), listed)
     avg = np.asarray(avg_areas, dtype=np.float64)
     out_of_range = _out_of_range(avg)  # [M, A]
     return _GroundTruth(

@@ -135,3 +135,19 @@ def test_every_missing_or_wrong_size_frame_is_reported_at_once(tmp_path: Path):
     assert message.startswith(f"{path}: 3 listed images are missing or unusable: ")
     assert f"00001.jpg (is {H}x{W + 2}, the JSON says {H}x{W})" in message
     assert "00002.jpg (missing)" in message and "00003.jpg (missing)" in message and "\n" not in message
+
+
+def test_training_reader_refuses_duplicate_annotation_ids(tmp_path: Path):
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(_broken("duplicate_id")))
+    with pytest.raises(ValueError, match=r"train.json: annotations\[1\] \(id 7\): duplicate annotation id 7"):
+        YTVISDataset(path, tmp_path)
+
+
+def test_evaluator_names_the_annotations_it_ignores(caplog):
+    split = _split()
+    split["annotations"].append({**split["annotations"][0], "id": 8, "category_id": 42})  # no such category
+    with caplog.at_level("WARNING", logger="queryinst.vis.eval.ytvis_eval"):
+        evaluate_ytvis(split, [])
+    assert any("1 ground-truth annotations are outside the split's videos/categories: ignored (ids 8)"
+               in r.getMessage() for r in caplog.records), caplog.text
