@@ -23,7 +23,7 @@ from queryinst.image.config import merge_into, save_config
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.synthetic import make_ytvis_dataset
 from queryinst.vis.modeling.build import build_queryinst_vis
-from support.repo import REPO_ROOT, load_tool
+from support.repo import REPO_ROOT, error_lines, load_tool
 
 H, W = 64, 96
 CLASS_NAMES = ["square", "circle", "triangle", "star", "ellipse", "cross"]
@@ -221,7 +221,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, model_file
     out = tmp_path / "out"
     capsys.readouterr()
     assert _main("--input", path, "--output", out, *_model_args(model_files)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("error: ") and "bad.mp4" in err[0]
     assert list(out.iterdir()) == []
 
@@ -242,7 +242,7 @@ def test_checkpoint_of_another_config_exits_2(tmp_path, model_files, synthetic_f
     out = tmp_path / "out"
     capsys.readouterr()
     status = _main("--input", clip, "--output", out, "--config", model_files[0], "--weights", other_weights)
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert status == 2 and len(err) == 1
     assert "tiny.pth" in err[0] and "another config" in err[0] and "dynamic_dim" in err[0]
     assert not out.exists()
