@@ -1,6 +1,6 @@
 """Run a QueryInst checkpoint on images and write overlays (coloured masks, boxes, class names, scores).
 
-    python tools/demo_image.py --config configs/synthetic/image_tiny.yaml --weights work_dirs/x/last.pth \
+    python tools/demo_image.py --config configs/synthetic/image_tiny.yaml --weights work_dirs/x/last.pth \\
         --input photo.jpg|folder --output out_dir [--score-thr 0.3] [key=value ...]
 
 One PNG per input image, ``<output>/<input stem>.png``, each written to a temporary file and renamed.

@@ -1,6 +1,6 @@
 """Run QueryInst-VIS on a YouTube-VIS split and write the submission zip.
 
-    python tools/submit_ytvis.py --config configs/vis/queryinst_vis_r50_ytvis19.yaml --weights W.pth \
+    python tools/submit_ytvis.py --config configs/vis/queryinst_vis_r50_ytvis19.yaml --weights W.pth \\
         --json data/ytvis2019/valid.json --frames data/ytvis2019/valid/JPEGImages --out results.zip
 
 Every video of the split goes through the online path (frame by frame: detector -> tracker), then

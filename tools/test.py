@@ -1,6 +1,6 @@
 """Evaluate a QueryInst checkpoint on ``data.val_json`` (COCO box and mask AP).
 
-    python tools/test.py --config configs/image/queryinst_r50_1x_coco.yaml --weights work_dirs/x/last.pth \
+    python tools/test.py --config configs/image/queryinst_r50_1x_coco.yaml --weights work_dirs/x/last.pth \\
         [--out DIR] [key=value ...]
 
 The checkpoint must have been trained with the same model config (a differing key is an error naming it).
