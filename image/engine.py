@@ -33,9 +33,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
 from ..cli import select_device
+from ..progress import Progress
 from . import distributed as dist
 from .atomic import write_json_atomic
 from .build import build_queryinst
@@ -107,11 +107,14 @@ def evaluate(model: nn.Module, loader: DataLoader, evaluator: CocoEvaluator, pro
     model.eval()
     evaluator.reset()
     try:
-        for images, targets in tqdm(loader, desc="eval", disable=not progress, leave=False):
-            predictions = model(images, orig_sizes=[t.orig_size for t in targets])
-            for pred, target in zip(predictions, targets):
-                pred.image_id = target.image_id
-            evaluator.process(predictions)
+        total = len(loader.dataset) if hasattr(loader.dataset, "__len__") else None
+        with Progress(total, "eval", "images", enabled=progress) as bar:
+            for images, targets in loader:
+                predictions = model(images, orig_sizes=[t.orig_size for t in targets])
+                for pred, target in zip(predictions, targets):
+                    pred.image_id = target.image_id
+                evaluator.process(predictions)
+                bar.update(len(targets))
     finally:
         model.train(was_training)
     return evaluator.summarize()
@@ -343,7 +346,7 @@ def _train(cfg: Config, resume: bool, device: torch.device, distributed: bool,
                                    find_unused_parameters=False) if distributed else model)
     params = [p for p in model.parameters() if p.requires_grad]
     log = _MetricLog(out_dir, main, cfg.run.tensorboard, iteration if resume else None)
-    bar = tqdm(total=total_iters, initial=iteration, desc="train", disable=not main, dynamic_ncols=True)
+    bar = Progress(total_iters, "train", "iterations", initial=iteration, enabled=main)
     try:
         epoch = iteration // iters_per_epoch
         while iteration < total_iters:

@@ -1,5 +1,5 @@
 """What every command-line tool in ``tools/`` shares: exit codes, one-line error messages, the ``main()``
-wrapper and device selection.
+wrapper, device selection, ``--threads`` and where ``key=value`` config overrides may stand.
 
 This module is imported by every tool before anything else, so it imports neither torch nor the training
 engine at module level: a JSON-only tool (``tools/ytvis_to_coco.py``) starts in the time Python and its
@@ -11,7 +11,9 @@ argument) is reported as ONE line ``error: <message>`` on stderr and the tool ex
 """
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -136,3 +138,79 @@ def select_device(name: str) -> "torch.device":
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", get_local_rank())
+
+
+# --------------------------------------------------------------------------------------------------
+# --threads
+# --------------------------------------------------------------------------------------------------
+def default_threads() -> int:
+    """The default of ``--threads``: ``OMP_NUM_THREADS`` when set, else the cores this process may use
+    (its CPU affinity; ``os.cpu_count()`` where that is unknown). docs/faq.md ("threads") has the timings."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's intra-op CPU threads (also ONNX Runtime's, where a tool uses it)."""
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help=f"CPU threads of the network (default: OMP_NUM_THREADS, else the number of "
+                             f"cores, {default_threads()} here)")
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to ``threads`` (None: ``default_threads()``); returns the number set.
+
+    Raises ValueError for a number below 1. Imports torch.
+    """
+    n = default_threads() if threads is None else threads
+    if n < 1:
+        raise ValueError(f"--threads must be >= 1, got {n}")
+    import torch
+
+    torch.set_num_threads(n)
+    return n
+
+
+# --------------------------------------------------------------------------------------------------
+# key=value overrides wherever they stand
+# --------------------------------------------------------------------------------------------------
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
+
+
+def looks_like_override(arg: str) -> bool:
+    """True for ``section.key=value`` that is not an existing file (a file may have '=' in its name)."""
+    return bool(_OVERRIDE.match(arg)) and not os.path.exists(arg)
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
+                         lists: Sequence[str] = (), overrides: str = "overrides") -> argparse.Namespace:
+    """``parser.parse_intermixed_args(argv)``, then every ``key=value`` that a list option (``nargs='+'``,
+    named in ``lists`` by its dest, e.g. "input") swallowed is moved to the ``overrides`` list, so an
+    override stands anywhere: ``--input a.mp4 tracker.mode=masktrack`` tracks a.mp4 with that override.
+    An existing file whose name has '=' stays an input.
+
+    Raises ValueError (before any work) for an override that is not ``key=value`` with a dotted key.
+    """
+    args = parser.parse_intermixed_args(argv)
+    moved: list[str] = []
+    for dest in lists:
+        values = getattr(args, dest, None)
+        if not isinstance(values, list):
+            continue
+        keep = [v for v in values if not looks_like_override(v)]
+        moved += [v for v in values if looks_like_override(v)]
+        if not keep:
+            raise ValueError(f"--{dest.replace('_', '-')}: only config overrides ({' '.join(moved)}) were given, "
+                             f"no {dest}")
+        setattr(args, dest, keep)
+    given = list(getattr(args, overrides, None) or [])
+    for item in given:
+        if not _OVERRIDE.match(item):
+            raise ValueError(f"{item}: not a key=value config override (e.g. tracker.mode=masktrack); "
+                             f"a file goes after its option (--input {item})")
+    setattr(args, overrides, given + moved)
+    return args

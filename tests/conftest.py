@@ -3,6 +3,7 @@
 - ``tests/`` goes on ``sys.path`` so that test files import the ``support`` helpers.
 - Fixtures: ``repo_root`` (the repository root, a Path), ``load_tool`` (``tools/<name>.py`` as a module,
   to call its ``main``), ``tiny_config`` (a factory of tiny image / VIS configs, ``support/repo.py``).
+- ``OMP_NUM_THREADS`` defaults to 1 (the tools' ``--threads`` default follows it).
 - The ``slow`` marker (registered in pytest.ini): whole-pipeline trainings, tool end-to-end runs, demo
   quality and export tests. ``make test`` runs everything, ``make test-fast`` deselects them.
 """
@@ -12,6 +13,10 @@ import os
 import sys
 
 import pytest
+
+# The tools' --threads default follows OMP_NUM_THREADS (queryinst/cli.py): tests run torch on one thread,
+# as the per-test fixtures always did, on a machine whose cores other jobs may share.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if TESTS_DIR not in sys.path:

@@ -91,3 +91,67 @@ def test_unusable_output_path_is_refused_before_any_work(tool, argv, tmp_path, l
     assert status == 2 and len(err) == 1, err
     assert "cannot write" in err[0] and str(bad) in err[0] and "is a file" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+# --------------------------------------------------------------------------------------------------
+# --threads
+# --------------------------------------------------------------------------------------------------
+def test_threads_default_follows_omp_num_threads_else_the_cores(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cli.default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert cli.default_threads() == cores >= 1
+
+
+def test_threads_argument_sets_torch_threads(monkeypatch):
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser()
+    cli.add_threads_argument(parser)
+    before = torch.get_num_threads()
+    try:
+        assert cli.apply_threads(parser.parse_args(["--threads", "2"]).threads) == 2 == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert cli.apply_threads(parser.parse_args([]).threads) == 1 == torch.get_num_threads()
+        with pytest.raises(ValueError, match="--threads must be >= 1"):
+            cli.apply_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------------------------------
+# key=value overrides wherever they stand
+# --------------------------------------------------------------------------------------------------
+def _override_parser():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--input", nargs="+", required=True)
+    parser.add_argument("--output")
+    parser.add_argument("overrides", nargs="*")
+    return parser
+
+
+def test_overrides_among_the_inputs_are_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "odd=name.mp4").write_text("")  # an existing file with '=' in its name stays an input
+    args = cli.parse_with_overrides(_override_parser(), ["--input", "b.mp4", "tracker.mode=masktrack",
+                                                         "odd=name.mp4", "c.mp4", "--output", "o",
+                                                         "inference.score_threshold=0.3"], lists=("input",))
+    assert args.input == ["b.mp4", "odd=name.mp4", "c.mp4"]
+    assert args.overrides == ["inference.score_threshold=0.3", "tracker.mode=masktrack"]
+
+
+def test_a_positional_that_is_no_override_is_an_error_before_any_work():
+    with pytest.raises(ValueError, match="a.mp4: not a key=value config override"):
+        cli.parse_with_overrides(_override_parser(), ["a.mp4", "--input", "b.mp4"], lists=("input",))
+    with pytest.raises(ValueError, match="only config overrides"):
+        cli.parse_with_overrides(_override_parser(), ["--input", "tracker.mode=masktrack"], lists=("input",))
+    args = cli.parse_with_overrides(_override_parser(), ["--input", "b.mp4", "--", "tracker.mode=hungarian"],
+                                    lists=("input",))
+    assert args.input == ["b.mp4"] and args.overrides == ["tracker.mode=hungarian"]

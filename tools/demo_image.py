@@ -1,6 +1,6 @@
 """Run a QueryInst checkpoint on images and write overlays (coloured masks, boxes, class names, scores).
 
-    python tools/demo_image.py --config configs/synthetic/image_tiny.yaml --weights work_dirs/x/last.pth \
+    python tools/demo_image.py --config configs/synthetic/image_tiny.yaml --weights work_dirs/x/last.pth \\
         --input photo.jpg|folder --output out_dir [--score-thr 0.3] [key=value ...]
 
 One PNG per input image, ``<output>/<input stem>.png``, each written to a temporary file and renamed.
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from queryinst import cli
+from queryinst.progress import announce
 from queryinst.image.build import build_queryinst
 from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import Config, load_config
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="folder for the overlay PNGs")
     parser.add_argument("--score-thr", type=float, default=0.3, help="draw detections scoring at least this")
+    cli.add_threads_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser
 
@@ -93,13 +95,15 @@ def draw(image_bgr: np.ndarray, pred: Predictions, class_names: list[str], score
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_intermixed_args(argv)
+    args = cli.parse_with_overrides(_parser(), argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides, schema=Config)
         cli.check_output_dir(args.output)
         files = _inputs(args.input)
         device = cli.select_device(cfg.run.device)
+        cli.apply_threads(args.threads)
+        announce(f"loading the model ({args.weights}) ...")
         cfg.model.pretrained = ""  # every weight comes from --weights: no ImageNet download
         model = build_queryinst(cfg)
         state = load_checkpoint(args.weights, model, cfg=cfg, map_location="cpu")

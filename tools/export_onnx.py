@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from queryinst import cli
+from queryinst.progress import announce
 from queryinst.vis.modeling.build import load_vis_model
 from queryinst.vis.modeling.export import FrameNetwork, OnnxQueryInstVIS, export_onnx, export_torchscript
 
@@ -33,12 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, help="example padded width (default: from the config)")
     parser.add_argument("--torchscript", type=Path, help="also write a torch.jit.trace of the same network")
     parser.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch on a random frame")
+    cli.add_threads_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
-    args = parser.parse_intermixed_args(argv)
+    args = cli.parse_with_overrides(parser, argv)
     try:
         cli.check_output_file(args.out, "ONNX file")
         if args.torchscript is not None:
             cli.check_output_file(args.torchscript, "TorchScript file")
+        cli.apply_threads(args.threads)
+        announce(f"loading the model ({args.weights or 'demo model'}) ...")
         cfg, model, names, cat_ids = load_vis_model(args.config, args.weights, args.overrides, "cpu")
         divisor = max(1, cfg.data.size_divisor)
         height = args.height or -(-cfg.data.test_min_size // divisor) * divisor

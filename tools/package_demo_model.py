@@ -2,8 +2,8 @@
 (loaded back as fp32; halves the file), with its resolved config and class names, plus the config YAML
 that tools/track_video.py and tools/webcam.py use by default.
 
-    python tools/package_demo_model.py --checkpoint work_dirs/vis_synth_mnv3/last.pth \
-        --out models/demo/vis_synthetic.pth --config-out configs/synthetic/vis_demo.yaml \
+    python tools/package_demo_model.py --checkpoint work_dirs/vis_synth_mnv3/last.pth \\
+        --out models/demo/vis_synthetic.pth --config-out configs/synthetic/vis_demo.yaml \\
         inference.score_threshold=0.3 tracker.duplicate_iou=0.7
 
 ``key=value`` overrides change the packaged config's inference and tracker settings (the shipped demo's

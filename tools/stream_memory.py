@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--config", default=str(cli.REPO_ROOT / "configs" / "synthetic" / "vis_tiny.yaml"))
     parser.add_argument("--weights", default="", help="a QueryInst-VIS checkpoint; random weights if empty")
+    cli.add_threads_argument(parser)
     args = parser.parse_args(argv)
+    cli.apply_threads(args.threads)
     cfg = load_config(args.config, schema=VisConfig)
     cfg.inference.score_threshold = 0.0  # every query tracked: the most memory the loop can need
     if args.weights:

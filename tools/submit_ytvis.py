@@ -1,6 +1,6 @@
 """Run QueryInst-VIS on a YouTube-VIS split and write the submission zip.
 
-    python tools/submit_ytvis.py --config configs/vis/queryinst_vis_r50_ytvis19.yaml --weights W.pth \
+    python tools/submit_ytvis.py --config configs/vis/queryinst_vis_r50_ytvis19.yaml --weights W.pth \\
         --json data/ytvis2019/valid.json --frames data/ytvis2019/valid/JPEGImages --out results.zip
 
 Every video of the split goes through the online path (frame by frame: detector -> tracker), then
@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from queryinst import cli
+from queryinst.progress import announce
 from queryinst.image.atomic import write_json_atomic
 from queryinst.image.config import load_config
 from queryinst.tracking import OnlineTracker
@@ -35,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results.zip", help="submission zip to write")
     parser.add_argument("--results-json", default="", help="also write the plain results JSON here")
     parser.add_argument("--batch-frames", type=int, default=1, help="frames per network batch")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_intermixed_args(argv)
+    cli.add_threads_argument(parser)
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    args = cli.parse_with_overrides(parser, argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cli.check_output_file(args.out, "submission zip")  # before the inference, not after it
@@ -46,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         split = YTVISDataset(args.json, args.frames)
         if split.num_classes != cfg.model.num_classes:
             raise ValueError(f"{args.json}: {split.num_classes} categories, the model has {cfg.model.num_classes}")
+        cli.apply_threads(args.threads)
+        announce(f"loading the model ({args.weights}) ...")
         _, model, _, _ = load_vis_model(cfg, args.weights)  # on the config's run.device
         records = predict_split(model, OnlineTracker(cfg.tracker), split.videos, split.cat_ids,
-                                cfg.data.test_min_size, cfg.data.test_max_size, args.batch_frames)
+                                cfg.data.test_min_size, cfg.data.test_max_size, args.batch_frames,
+                                desc=Path(args.json).name)
         videos = [{"id": v.id, "length": v.length, "height": v.height, "width": v.width} for v in split.videos]
         validate_results(records, videos, split.cat_ids)
         if args.results_json:

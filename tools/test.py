@@ -1,6 +1,6 @@
 """Evaluate a QueryInst checkpoint on ``data.val_json`` (COCO box and mask AP).
 
-    python tools/test.py --config configs/image/queryinst_r50_1x_coco.yaml --weights work_dirs/x/last.pth \
+    python tools/test.py --config configs/image/queryinst_r50_1x_coco.yaml --weights work_dirs/x/last.pth \\
         [--out DIR] [key=value ...]
 
 The checkpoint must have been trained with the same model config (a differing key is an error naming it).
@@ -16,6 +16,7 @@ import os
 import sys
 
 from queryinst import cli
+from queryinst.progress import announce
 from queryinst.image.build import build_queryinst
 from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import Config, load_config
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", required=True, help="checkpoint (.pth) or bare state_dict")
     parser.add_argument("--out", default=None,
                         help="folder for metrics.json and results.json (default: run.output_dir)")
+    cli.add_threads_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     return parser
 
@@ -39,7 +41,7 @@ def _print_table(metrics: dict[str, float]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_intermixed_args(argv)
+    args = cli.parse_with_overrides(_parser(), argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides, schema=Config)
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.data.val_json:
             raise ValueError(f"{args.config}: data.val_json is empty: set the annotation file to evaluate on")
         device = cli.select_device(cfg.run.device)
+        cli.apply_threads(args.threads)
+        announce(f"loading the model ({args.weights}) ...")
         cfg.model.pretrained = ""  # every weight comes from --weights: no ImageNet download
         model = build_queryinst(cfg)
         load_checkpoint(args.weights, model, cfg=cfg, map_location="cpu")

@@ -1,9 +1,9 @@
 """Score the online tracker alone: a labelled YouTube-VIS-format split's ground truth is fed as
 detections (vis/eval/oracle.py) through the tracker, aggregation and results writer, then evaluated.
 
-    python tools/make_synthetic.py ytvis --out data/synth_ytvis_oracle --num-videos 2 --valid 50 \
+    python tools/make_synthetic.py ytvis --out data/synth_ytvis_oracle --num-videos 2 --valid 50 \\
         --length 12 --annotate-every 5 --speed 0.2
-    python tools/tracker_oracle.py --json data/synth_ytvis_oracle/valid/valid_gt.json \
+    python tools/tracker_oracle.py --json data/synth_ytvis_oracle/valid/valid_gt.json \\
         --frames data/synth_ytvis_oracle/valid/JPEGImages [--json-out oracle.json]
 """
 from __future__ import annotations

@@ -28,12 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="YAML config (deltas on the defaults, one base level)")
     parser.add_argument("--resume", action="store_true", help="continue from <run.output_dir>/last.pth")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    cli.add_threads_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. solver.base_lr=1e-4")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_intermixed_args(argv)
+    args = cli.parse_with_overrides(_parser(), argv)
     try:
         cfg = load_task_config(args.config, args.overrides)  # the schema of the config's ``task``
         if args.print_config:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         rank = int(os.environ.get("RANK", "0"))
         logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        cli.apply_threads(args.threads)
         if cfg.task == "image":
             train(cfg, resume=args.resume)
         else:  # "vis": QueryInst-VIS on YouTube-VIS-format (key, reference) frame pairs

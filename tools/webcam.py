@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from queryinst import cli
+from queryinst.progress import announce
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
 from queryinst.vis.inference import track_frames
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=f"VIS config (default: the demo model's, {DEMO_CONFIG})")
     parser.add_argument("--weights", help=f"VIS checkpoint (default: the demo model, {DEMO_WEIGHTS})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
+    cli.add_threads_argument(parser)
     parser.add_argument("--no-display", action="store_true", help="run headless (no window)")
     parser.add_argument("--record", help="save the annotated stream to this video (.mp4, .avi, .mkv, .mov)")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after this many processed frames")
@@ -186,7 +188,7 @@ def run_demo(grabber: LatestFrameGrabber, model: QueryInstVIS, cfg: VisConfig, n
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_intermixed_args(argv)
+    args = cli.parse_with_overrides(_parser(), argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.max_frames < 0 or args.max_size < 0 or not args.timeout > 0:
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.record:
             cli.check_output_file(args.record, "recording")
         recorder = LiveRecorder(args.record) if args.record else None  # checks the suffix early
+        cli.apply_threads(args.threads)
+        announce(f"loading the model ({args.weights or 'demo model'}) ...")
         cfg, model, names, _ = load_vis_model(args.config, args.weights, args.overrides, args.device, args.score_thr)
         if args.backend == "onnxruntime":
             model = onnx_runtime_model(model)

@@ -17,13 +17,16 @@ import glob as globlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..tracking import OnlineTracker
 from .inference import FrameResult, VideoTrackAccumulator, track_frames
+
+if TYPE_CHECKING:
+    from .outputs import TrackedFiles
 
 DEMO = "demo"  # from_pretrained's name of the shipped demo model
 
@@ -201,6 +204,26 @@ class VideoTracker:
             label = self.cat_ids.index(record["category_id"])
             tracks.append({"track_id": track_id, "class_name": self._name(label), **record})
         return {"frames": frames, "tracks": tracks}
+
+    def track_to_files(self, source: str | os.PathLike, out_dir: str | os.PathLike, *, stem: str | None = None,
+                       video: bool = True, png_masks: bool = False, trails: bool = False, mot: bool = False,
+                       mots: bool = False, stride: int = 1, start: float = 0.0, end: float | None = None,
+                       max_size: int = 0, fps: float = 30.0, batch_frames: int = 1,
+                       progress: bool = True) -> TrackedFiles:
+        """Track a video file, image folder or glob and write what tools/track_video.py writes for it in
+        ``out_dir`` (vis/outputs.py): ``<stem>.mp4`` (video), ``<stem>.json``, ``<stem>_masks/``
+        (png_masks), ``<stem>_mot.txt`` (mot), ``<stem>_mots.txt`` (mots); each file under a temporary
+        name until complete, nothing left of the input on an error. Returns a ``TrackedFiles`` (paths
+        written, frame count, decode errors, ``damaged`` when the input was cut or corrupt mid-way).
+        """
+        from .outputs import write_track_files
+
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError(f"track_to_files needs a video file, image folder or glob, not a {type(source).__name__}")
+        return write_track_files(self.model, self.cfg, self.class_names, self.cat_ids, os.fspath(source), out_dir,
+                                 stem, video=video, png_masks=png_masks, trails=trails, mot=mot, mots=mots,
+                                 stride=stride, start=start, end=end, max_size=max_size, fps=fps,
+                                 batch_frames=batch_frames, progress=progress)
 
     # ------------------------------------------------------------------------------------------
     def _name(self, label: int) -> str:

@@ -153,23 +153,28 @@ class VideoTrackAccumulator:
 
 
 def predict_split(model: FrameDetector, tracker: OnlineTracker, videos: Sequence, cat_ids: Sequence[int],
-                  min_size: int, max_size: int, batch_size: int = 1, progress: bool = True) -> list[dict]:
+                  min_size: int, max_size: int, batch_size: int = 1, progress: bool = True,
+                  desc: str = "videos") -> list[dict]:
     """YouTube-VIS result records for every video of a split (``YTVISDataset.videos``): frames are read
     one at a time from ``video.frame_paths`` and streamed through ``track_frames``; one tracker reset per
-    video. A missing or corrupt frame raises (FileNotFoundError / ValueError naming the file)."""
-    from tqdm import tqdm
+    video. A missing or corrupt frame raises (FileNotFoundError / ValueError naming the file).
+    progress: frames done over all videos, as a bar on a terminal, else a line every 10 s named ``desc``
+    (queryinst/progress.py)."""
+    from queryinst.progress import Progress
 
     from .data.ytvis import load_frame
 
     records: list[dict] = []
-    for video in tqdm(videos, desc="videos", unit="video", disable=not progress):
-        tracker.reset()
-        acc = VideoTrackAccumulator(video.length)
-        frames = (load_frame(p) for p in video.frame_paths)
-        for result in track_frames(model, tracker, frames, min_size, max_size, batch_size):
-            if (result.height, result.width) != (video.height, video.width):
-                raise ValueError(f"{video.frame_paths[result.frame_index]}: frame is {result.height}x{result.width}, "
-                                 f"the JSON says {video.height}x{video.width}")
-            acc.add(result)
-        records += acc.records(video.id, cat_ids)
+    with Progress(sum(v.length for v in videos), desc, enabled=progress) as bar:
+        for video in videos:
+            tracker.reset()
+            acc = VideoTrackAccumulator(video.length)
+            frames = (load_frame(p) for p in video.frame_paths)
+            for result in track_frames(model, tracker, frames, min_size, max_size, batch_size):
+                if (result.height, result.width) != (video.height, video.width):
+                    raise ValueError(f"{video.frame_paths[result.frame_index]}: frame is "
+                                     f"{result.height}x{result.width}, the JSON says {video.height}x{video.width}")
+                acc.add(result)
+                bar.update(1)
+            records += acc.records(video.id, cat_ids)
     return records

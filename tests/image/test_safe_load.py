@@ -14,6 +14,7 @@ import torch
 from queryinst.image.checkpoint import load_checkpoint, read_model_state
 from queryinst.image.mmdet_import import load_mmdet_checkpoint
 from queryinst.image.safe_load import UnsafeCheckpointError, read_torch_file
+from support.repo import error_lines
 
 REPO = Path(__file__).resolve().parents[2]
 ADVICE = ("weights_only=False", "add_safe_globals", "safe_globals", "\x1b[")
@@ -111,6 +112,6 @@ def test_track_video_refuses_with_one_line_and_runs_nothing(tmp_path: Path, kind
          "--weights", str(weights)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = error_lines(proc.stderr)
     assert lines == [f"error: {weights}: {EXPECTED[kind]}"], proc.stderr
     assert not out.exists() and not (tmp_path / "PAYLOAD_RAN").exists()

@@ -29,6 +29,12 @@ def load_tool(name: str) -> ModuleType:
     return module
 
 
+def error_lines(stderr: str) -> list[str]:
+    """The lines of a tool's stderr but its status announcements (``loading the model ...``, printed
+    before the model loads): what the one-line error convention is about."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("loading the model")]
+
+
 def tiny_config(vis: bool = False, narrow: bool = False, **model: Any):
     """A ``Config`` (or ``VisConfig`` when ``vis``) with a ResNet-18 backbone and 3 classes; ``narrow``
     also applies ``NARROW``; ``model`` sets further ``cfg.model`` fields (applied last)."""

@@ -18,7 +18,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from queryinst.vis.modeling.export import OnnxQueryInstVIS  # noqa: E402  (needs onnxruntime)
-from support.repo import load_tool
+from support.repo import error_lines, load_tool
 
 pytestmark = pytest.mark.slow  # export and tool end-to-end runs
 
@@ -58,7 +58,8 @@ def test_export_tool_writes_a_loadable_model_with_metadata(model_files, tmp_path
 
 def test_export_tool_reports_a_missing_checkpoint(tmp_path, capsys):
     code = load_tool("export_onnx").main(["--config", "nope.yaml", "--weights", "nope.pth", "--out", str(tmp_path / "x.onnx")])
-    assert code == 2 and capsys.readouterr().err.startswith("error:")
+    lines = error_lines(capsys.readouterr().err)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and "nope.yaml" in lines[0]
 
 
 def test_track_video_onnxruntime_backend_gives_the_pytorch_tracks(model_files, tmp_path):

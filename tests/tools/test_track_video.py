@@ -18,12 +18,13 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
+from queryinst.cli import run as cli_run
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import merge_into, save_config
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.synthetic import make_ytvis_dataset
 from queryinst.vis.modeling.build import build_queryinst_vis
-from support.repo import REPO_ROOT, load_tool
+from support.repo import REPO_ROOT, error_lines, load_tool
 
 H, W = 64, 96
 CLASS_NAMES = ["square", "circle", "triangle", "star", "ellipse", "cross"]
@@ -221,7 +222,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, model_file
     out = tmp_path / "out"
     capsys.readouterr()
     assert _main("--input", path, "--output", out, *_model_args(model_files)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("error: ") and "bad.mp4" in err[0]
     assert list(out.iterdir()) == []
 
@@ -242,7 +243,7 @@ def test_checkpoint_of_another_config_exits_2(tmp_path, model_files, synthetic_f
     out = tmp_path / "out"
     capsys.readouterr()
     status = _main("--input", clip, "--output", out, "--config", model_files[0], "--weights", other_weights)
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert status == 2 and len(err) == 1
     assert "tiny.pth" in err[0] and "another config" in err[0] and "dynamic_dim" in err[0]
     assert not out.exists()
@@ -267,3 +268,38 @@ def test_demo_model_and_sample_are_found_from_any_directory(tmp_path, monkeypatc
     out = tmp_path / "out"
     assert _main("--input", REPO_ROOT / "assets" / "sample.mp4", "--output", out, "--end", "0.25", "--no-video") == 0
     assert json.loads((out / "sample.json").read_text())["num_frames"] == 4  # 0.25 s at 12 FPS, end included
+
+
+def test_mot_and_mots_files_and_first_last_frames(tmp_path, model_files, synthetic_frames):
+    clip = write_video(tmp_path / "clip.avi", synthetic_frames[:4])
+    out = tmp_path / "out"
+    assert _main("--input", clip, "--output", out, *_model_args(model_files), "--mot", "--mots", "--no-video",
+                 "--threads", "1") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json", "clip_mot.txt", "clip_mots.txt"]
+    data = json.loads((out / "clip.json").read_text())
+    per_frame = [(f["frame_index"] + 1, t["track_id"]) for f in data["frames"] for t in f["tracks"]]
+    mot = [tuple(int(v) for v in line.split(",")[:2]) for line in (out / "clip_mot.txt").read_text().splitlines()]
+    mots = [line.split() for line in (out / "clip_mots.txt").read_text().splitlines()]
+    assert mot == per_frame and [(int(r[0]), int(r[1]) % 1000) for r in mots] == per_frame
+    for record in data["tracks"]:
+        assert 0 <= record["first_frame"] <= record["last_frame"] < data["num_frames"]
+
+
+def test_an_override_among_the_inputs_is_an_override(tmp_path, model_files, synthetic_frames, capsys):
+    clip = write_video(tmp_path / "clip.avi", synthetic_frames[:3])
+    out = tmp_path / "out"
+    # a random model scores ~0.01-0.06: a 0.5 threshold leaves no track, proving the override was applied
+    assert _main("--input", clip, "inference.score_threshold=0.5", "--output", out, *_model_args(model_files)) == 0
+    data = json.loads((out / "clip.json").read_text())
+    assert data["num_frames"] == 3 and data["tracks"] == [] and all(not f["tracks"] for f in data["frames"])
+    assert "loading the model" in capsys.readouterr().err
+
+
+def test_a_stray_argument_fails_before_the_model_loads(tmp_path, model_files, capsys):
+    tool = load_tool("track_video")
+    out = tmp_path / "out"
+    status = cli_run(tool.main, ["stray.mp4", "--input", "a.mp4", "--output", str(out), *_model_args(model_files)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err == ["error: stray.mp4: not a key=value config override (e.g. tracker.mode=masktrack);"
+                                   " a file goes after its option (--input stray.mp4)"]
+    assert not out.exists()

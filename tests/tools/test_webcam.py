@@ -20,7 +20,7 @@ from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.io.reader import open_frames
 from queryinst.vis.modeling.build import build_queryinst_vis
 from queryinst.vis.modeling.build import load_vis_model
-from support.repo import load_tool
+from support.repo import error_lines, load_tool
 
 H, W = 64, 96
 SOURCE_FPS = 100.0
@@ -133,7 +133,7 @@ def test_bad_sources_exit_2_with_one_line(tmp_path, model_files, capsys):
                              (str(tmp_path / "missing.avi"), "missing.avi")):
         capsys.readouterr()
         assert tool.main(["--source", source, *model]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
+        err = error_lines(capsys.readouterr().err)
         assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
     assert tool.main(["--source", "0", "--record", str(tmp_path / "x.gif"), *model]) == 2
     assert "unsupported video suffix" in capsys.readouterr().err
