@@ -29,8 +29,9 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as a shell reports it
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)  # ConfigError is a ValueError
 
-# The repository root (the folder holding configs/, models/ and assets/), found from this file so that the
-# tools' default paths do not depend on the current directory.
+# The repository root in a checkout (the folder holding configs/, models/, assets/ and tools/); meaningful
+# only there (the tests use it). The package's own files (configs, demo model, sample clip) are found with
+# queryinst/resources.py, which works from an installed wheel too.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

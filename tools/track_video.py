@@ -6,8 +6,8 @@
         [--mot] [--mots] [--backend onnxruntime] [key=value ...]
 
 A thin layer over the Python API: ``VideoTracker.track_to_files`` (vis/api.py, vis/outputs.py).
-Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, found
-relative to the repository, whatever the current directory).
+Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, shipped
+in the package and found by queryinst/resources.py, whatever the current directory).
 Dotted config overrides (``tracker.mode=masktrack``) may stand anywhere, also among the inputs: an argument
 of the form ``section.key=value`` that is not an existing file is an override.
 Inputs: video files (decord, OpenCV fallback), image folders (natural order) or globs of images.

@@ -8,8 +8,8 @@ camera: it is paced at its own frame rate. A capture thread keeps only the newes
 runs detection + tracking (one tracker for the whole session) on whatever frame is newest when it is
 ready, so when inference is slower than the camera, frames are dropped instead of queued
 (docs/design.md#the-four-uses).
-Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, found
-relative to the repository, whatever the current directory).
+Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, shipped
+in the package and found by queryinst/resources.py, whatever the current directory).
 
 Display (when a display and an OpenCV GUI exist; --no-display forces headless): q or Esc quits, space
 pauses/resumes, s saves a snapshot PNG (webcam_snapshot_<n>.png in the current folder). Every frame shows

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from queryinst import resources
+
 from ...image.build import build_queryinst
 from ...image.checkpoint import load_checkpoint, read_model_state
 from ...image.config import load_config
@@ -84,10 +86,10 @@ def init_from_image_checkpoint(detector: nn.Module, path: str) -> dict[str, list
     return report
 
 
-# The shipped demo model (trained on synthetic shapes only), relative to the repository root; the tools use
-# it when --config / --weights are not given.
-DEMO_CONFIG = "configs/synthetic/vis_demo.yaml"
-DEMO_WEIGHTS = "models/demo/vis_synthetic.pth"
+# The shipped demo model (trained on synthetic shapes only), as repository paths; the package ships both files
+# (queryinst/resources.py finds them) and the tools use it when --config / --weights are not given.
+DEMO_CONFIG = resources.DEMO_CONFIG
+DEMO_WEIGHTS = resources.DEMO_WEIGHTS
 
 
 def class_names_from_checkpoint(extra: dict, num_classes: int) -> list[str]:
@@ -107,9 +109,9 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
     device, class names, category ids).
 
     config/weights: a VIS config (a YAML path, or an already loaded ``VisConfig``, which is modified) and
-        its checkpoint, or both None for the shipped demo model (``DEMO_CONFIG`` / ``DEMO_WEIGHTS`` under
-        ``demo_root``, default: the repository root, found from the package files, never from the
-        current directory). overrides: dotted config overrides (YAML paths only).
+        its checkpoint, or both None for the shipped demo model (``DEMO_CONFIG`` / ``DEMO_WEIGHTS``, found
+        among the package's files by ``queryinst.resources``, never from the current directory; under
+        ``demo_root`` instead when given). overrides: dotted config overrides (YAML paths only).
     device: "auto" | "cpu" | "cuda" or a ``torch.device`` (None: the config's ``run.device``).
     score_thr: replaces ``inference.score_threshold`` (detections below are not tracked).
     The checkpoint must be built for the same model config (one error naming the file and the first
@@ -117,16 +119,21 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
     "cat_ids", as tools/train.py stores them), else "class0".. and 1..C.
     Raises FileNotFoundError / ValueError (a missing file, a checkpoint of another config, ...).
     """
-    from queryinst.cli import REPO_ROOT, select_device
+    from queryinst.cli import select_device
 
     if (config is None) != (weights is None):
         raise ValueError("give both --config and --weights, or neither (the demo model)")
     if config is None:
-        root = REPO_ROOT if demo_root is None else demo_root
-        config, weights = os.path.join(root, DEMO_CONFIG), os.path.join(root, DEMO_WEIGHTS)
-        for path in (config, weights):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: demo model file not found; pass --config and --weights")
+        if demo_root is None:
+            try:
+                config, weights = resources.demo_model()
+            except FileNotFoundError as err:
+                raise FileNotFoundError(f"{err}: demo model file not found; pass --config and --weights") from None
+        else:
+            config, weights = os.path.join(demo_root, DEMO_CONFIG), os.path.join(demo_root, DEMO_WEIGHTS)
+            for path in (config, weights):
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"{path}: demo model file not found; pass --config and --weights")
     cfg = config if isinstance(config, VisConfig) else load_config(os.fspath(config), list(overrides),
                                                                      schema=VisConfig)
     if score_thr is not None:
