@@ -1,7 +1,7 @@
 """Every tool's ``--help`` against the code and the docs: it exits 0, its usage examples keep their shell
 line continuations, and every ``--flag`` that README.md, docs/*.md or a tool's docstring gives a
-``tools/<name>.py`` command exists in that tool's parser (its usage line, which argparse builds from the
-parser, not from the description)."""
+``tools/<name>.py`` or ``queryinst <subcommand>`` command exists in that tool's parser (its usage line,
+which argparse builds from the parser, not from the description)."""
 from __future__ import annotations
 
 import ast
@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from queryinst.__main__ import SUBCOMMANDS
 from support.repo import REPO_ROOT, TOOLS_DIR, load_tool
 
-TOOLS = sorted(p.stem for p in TOOLS_DIR.glob("*.py"))
+TOOLS = sorted(p.stem for p in TOOLS_DIR.glob("*.py") if not p.stem.startswith("_"))  # not __init__
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
-COMMAND = re.compile(r"tools/(\w+)\.py")
+COMMAND = re.compile(r"tools/(\w+)\.py|(?<![\w./-])queryinst ([a-z][a-z-]*)")
 
 
 def _help(name: str, capsys, *prefix: str) -> str:
@@ -75,7 +76,8 @@ def _commands(text: str, markdown: bool) -> list[str]:
 
 
 def _documented_flags() -> dict[tuple[str, str], set[str]]:
-    """(source file, tool) -> the flags written after ``tools/<tool>.py`` in one command."""
+    """(source file, tool) -> the flags written after ``tools/<tool>.py`` (or ``queryinst <subcommand>``) in
+    one command."""
     sources = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
     texts = {p.relative_to(REPO_ROOT).as_posix(): p.read_text() for p in sources}
     for name in TOOLS:
@@ -84,9 +86,11 @@ def _documented_flags() -> dict[tuple[str, str], set[str]]:
     for source, text in texts.items():
         for command in _commands(text, markdown=source.endswith(".md")):
             for part in re.split(r"&&|;|\s\|\s", command):
-                match = COMMAND.search(part)
-                if match and match.group(1) in TOOLS:
-                    found.setdefault((source, match.group(1)), set()).update(FLAG.findall(part[match.end():]))
+                for match in COMMAND.finditer(part):
+                    tool = match.group(1) or SUBCOMMANDS.get(match.group(2), ("",))[0]
+                    if tool in TOOLS:
+                        found.setdefault((source, tool), set()).update(FLAG.findall(part[match.end():]))
+                        break
     return found
 
 
