@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from queryinst.vis.config import VisConfig
 from queryinst.vis.data.synthetic import make_ytvis_dataset
 from queryinst.vis.modeling.build import build_queryinst_vis
 from support.repo import REPO_ROOT, error_lines, load_tool
+from support.videos import write_mjpeg_avi
 
 H, W = 64, 96
 CLASS_NAMES = ["square", "circle", "triangle", "star", "ellipse", "cross"]
@@ -74,33 +74,6 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0, fourcc:
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if color else frame)
     writer.release()
-    return path
-
-
-def write_mjpeg_avi(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    """Hand-written Motion-JPEG AVI: keeps odd frame sizes (OpenCV's writer crops them to even)."""
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return tag + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
-
-    def listing(kind: bytes, payload: bytes) -> bytes:
-        return b"LIST" + struct.pack("<I", len(payload) + 4) + kind + payload
-
-    height, width = frames[0].shape[:2]
-    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in frames]
-    n = len(jpegs)
-    avih = struct.pack("<10I", int(1e6 / fps), 0, 0, 0x10, n, 0, 1, 0, width, height) + b"\0" * 16
-    strh = b"vidsMJPG" + struct.pack("<IHHIIIIIIIIhhhh", 0, 0, 0, 0, 1000, int(fps * 1000), 0, n, 0,
-                                     0xFFFFFFFF, 0, 0, 0, width, height)
-    strf = struct.pack("<IiiHH4sIiiII", 40, width, height, 1, 24, b"MJPG", width * height * 3, 0, 0, 0, 0)
-    hdrl = listing(b"hdrl", chunk(b"avih", avih) + listing(b"strl", chunk(b"strh", strh) + chunk(b"strf", strf)))
-    movi, index, offset = b"", b"", 4
-    for jpeg in jpegs:
-        data = chunk(b"00dc", jpeg)
-        index += b"00dc" + struct.pack("<III", 0x10, offset, len(jpeg))
-        movi += data
-        offset += len(data)
-    body = b"AVI " + hdrl + listing(b"movi", movi) + chunk(b"idx1", index)
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
     return path
 
 
