@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,22 +145,55 @@ def select_device(name: str) -> "torch.device":
 # --------------------------------------------------------------------------------------------------
 # --threads
 # --------------------------------------------------------------------------------------------------
-def default_threads() -> int:
-    """The default of ``--threads``: ``OMP_NUM_THREADS`` when set, else the cores this process may use
-    (its CPU affinity; ``os.cpu_count()`` where that is unknown). docs/faq.md ("threads") has the timings."""
-    value = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+def _usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
 
 
+def _cpu_times() -> tuple[int, int, int]:
+    """(cores, busy jiffies, total jiffies) of the whole machine from /proc/stat (Linux)."""
+    with open("/proc/stat") as f:
+        lines = f.read().splitlines()
+    fields = [int(v) for v in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+    cores = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    idle = fields[3] + fields[4]
+    return max(1, cores), sum(fields) - idle, sum(fields)
+
+
+def busy_cores(interval: float = 0.25) -> float:
+    """How many cores other processes keep busy right now (this process idles while it measures): two
+    reads of /proc/stat ``interval`` seconds apart; the 1-minute load average where there is no /proc."""
+    try:
+        cores, busy0, total0 = _cpu_times()
+        time.sleep(interval)
+        _, busy1, total1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0.0
+    return cores * (busy1 - busy0) / max(1, total1 - total0)
+
+
+def default_threads() -> int:
+    """The default of ``--threads``: ``OMP_NUM_THREADS`` when set, else the cores this process may use
+    (its CPU affinity) that other processes do not keep busy at start, at least 1.
+
+    Why (docs/faq.md, "threads"): beside one CPU-bound process on this 2-core machine, the demo loop at
+    192x320 took 37 ms a frame with 1 thread and 199 ms with 2 (passive OpenMP waiting; 78 ms spinning),
+    while alone 1 and 2 threads took the same 37 ms; larger models gain from every idle core."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    usable = _usable_cores()
+    if usable == 1:
+        return 1
+    return max(1, min(usable, usable - int(busy_cores() + 0.5)))
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch's intra-op CPU threads (also ONNX Runtime's, where a tool uses it)."""
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help=f"CPU threads of the network (default: OMP_NUM_THREADS, else the number of "
-                             f"cores, {default_threads()} here)")
+                        help="CPU threads of the network (default: OMP_NUM_THREADS, else the cores that other "
+                             "processes do not keep busy at start)")
 
 
 def apply_threads(threads: int | None) -> int:

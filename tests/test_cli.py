@@ -2,6 +2,8 @@
 (That importing it loads no torch is checked in tests/test_imports.py.)"""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from queryinst import cli
@@ -103,7 +105,18 @@ def test_threads_default_follows_omp_num_threads_else_the_cores(monkeypatch):
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.setattr(cli, "busy_cores", lambda interval=0.25: 0.0)  # an idle machine: every core
     assert cli.default_threads() == cores >= 1
+    # cores another process keeps busy are left to it (a busy neighbour made 2 threads 5x slower)
+    monkeypatch.setattr(cli, "busy_cores", lambda interval=0.25: 1.0)
+    assert cli.default_threads() == max(1, cores - 1) if cores > 1 else 1
+    monkeypatch.setattr(cli, "busy_cores", lambda interval=0.25: 64.0)
+    assert cli.default_threads() == 1
+
+
+def test_busy_cores_reads_the_machine():
+    busy = cli.busy_cores(0.05)
+    assert 0.0 <= busy <= (os.cpu_count() or 1) + 0.5
 
 
 def test_threads_argument_sets_torch_threads(monkeypatch):

@@ -29,6 +29,8 @@ import datetime
 import itertools
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ... import cli
 from ...image.build import build_queryinst
 from ...image.config import Config, load_config
 from ...image.fuse import fold_batchnorm, folded_copy
@@ -58,7 +61,7 @@ from .ytvis_case import make_benchmark_case
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = ("vis", "image", "tracker", "eval", "realtime", "decode")
+SECTIONS = ("vis", "image", "tracker", "eval", "realtime", "decode", "contention")
 REALTIME_CONFIG = "configs/synthetic/vis_synth_mnv3.yaml"
 
 
@@ -87,6 +90,7 @@ class BenchmarkSettings:
     realtime_sizes: tuple[tuple[int, int], ...] = ((192, 320), (360, 640))  # config size, paper size
     decode_size: tuple[int, int] = (360, 640)
     decode_frames: int = 120
+    contention_size: tuple[int, int] = (192, 320)  # the demo architecture's own input size
     onnx: bool = True  # also time the ONNX Runtime path (skipped when onnxruntime is missing)
     seed: int = 0
 
@@ -96,7 +100,7 @@ class BenchmarkSettings:
         return cls(repeats=1, warmup=0, backbone="resnet18", vis_size=(64, 96), vis_queries=4, vis_classes=3,
                    image_size=(64, 96), image_queries=6, image_classes=3, tracker_tracks=20, tracker_dim=32,
                    tracker_frames=5, eval_videos=3, eval_preds=2, eval_size=(32, 48), realtime_sizes=((48, 80),),
-                   decode_size=(32, 48), decode_frames=4)
+                   decode_size=(32, 48), decode_frames=4, contention_size=(48, 80))
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -362,6 +366,58 @@ def bench_realtime(s: BenchmarkSettings) -> dict[str, Any]:
     return out
 
 
+# A CPU-bound neighbour: one process multiplying matrices on one BLAS thread, as another user's job would;
+# it stops by itself after ``seconds`` even if the harness dies.
+_CONTENDER = (
+    "import os, time, numpy as np\n"
+    "end = time.time() + float(os.environ['QI_CONTENDER_SECONDS'])\n"
+    "a = np.random.default_rng(0).random((256, 256))\n"
+    "while time.time() < end:\n"
+    "    a = (a @ a) / 256.0\n"
+)
+
+
+def _start_contender(seconds: float) -> subprocess.Popen:
+    env = {**os.environ, "QI_CONTENDER_SECONDS": str(seconds), "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", _CONTENDER], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def bench_contention(s: BenchmarkSettings) -> dict[str, Any]:
+    """The real-time config's whole per-frame loop with the tools' default threads (``cli.default_threads``,
+    chosen when each phase starts, as a tool would) and wait policy, alone and while one other CPU-bound
+    process runs (started and stopped here): the ratio is the collapse factor (docs/faq.md, threads;
+    target <= 2, docs/benchmarks.md). ``--threads`` does not apply to this section."""
+    h, w = s.contention_size
+    cfg = load_config(s.realtime_config, schema=VisConfig)
+    model = benchmark_vis_model(cfg, h, w, s.seed)
+    frame = _image(h, w, s.seed)
+    case = {"frame": _loop_case(model, cfg.tracker, frame, h, max(h, w))}
+    before = torch.get_num_threads()
+    threads = {}
+    try:
+        with torch.no_grad():
+            threads["idle"] = cli.apply_threads(None)  # the tools' default, chosen as a tool starting now would
+            idle, idle_loads = time_interleaved(case, s.repeats, s.warmup)
+            budget = 60.0 + 50 * idle["frame"]["median_ms"] * (s.repeats + s.warmup + 2) / 1e3
+            contender = _start_contender(budget)
+            try:
+                time.sleep(0.5)  # let it start
+                threads["contended"] = cli.apply_threads(None)
+                busy, busy_loads = time_interleaved(case, s.repeats, s.warmup)
+            finally:
+                contender.kill()
+                contender.wait()
+    finally:
+        torch.set_num_threads(before)
+    return {"size": f"{h}x{w}", "threads": threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""), "idle": idle["frame"],
+            "contended": busy["frame"], "ratio": busy["frame"]["median_ms"] / idle["frame"]["median_ms"],
+            "ratios": {"contended/idle": busy["frame"]["median_ms"] / idle["frame"]["median_ms"]},
+            "load_1min": idle_loads + busy_loads}
+
+
 def bench_decode(s: BenchmarkSettings) -> dict[str, Any]:
     """Decode frames/s of a generated MPEG-4 clip: the project's reader (each backend) and bare cv2."""
     with tempfile.TemporaryDirectory(prefix="qi_decode_") as folder:
@@ -416,7 +472,7 @@ def _cv2_decode(path: str) -> int:
 
 
 _RUNNERS = {"vis": bench_vis, "image": bench_image, "tracker": bench_tracker, "eval": bench_eval,
-            "realtime": bench_realtime, "decode": bench_decode}
+            "realtime": bench_realtime, "decode": bench_decode, "contention": bench_contention}
 
 
 def run_benchmark(settings: BenchmarkSettings, command: str = "") -> dict[str, Any]:

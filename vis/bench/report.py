@@ -46,6 +46,10 @@ def targets(sections: Mapping[str, Any]) -> list[Target]:
                 if isinstance(entry, dict) and case in entry:
                     out.append(Target(f"(5) MobileNetV3 config whole loop at {key}, {backend}", entry[case], 10.0,
                                       "frames/s", higher_is_better=True))
+    if "contention" in sections:
+        c = sections["contention"]
+        out.append(Target(f"(7) whole loop at {c['size']} beside one CPU-bound process / alone (default threads)",
+                          c["ratio"], 2.0, "x"))
     return out
 
 

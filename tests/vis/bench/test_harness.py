@@ -40,3 +40,23 @@ def test_bench_tracker_runs_untimed_and_keeps_every_track():
 def test_unknown_section_is_an_error():
     with pytest.raises(ValueError, match="unknown benchmark sections"):
         run_benchmark(BenchmarkSettings(sections=("vis", "gpu")))
+
+
+def test_contention_section_times_the_loop_alone_and_beside_a_busy_process(monkeypatch):
+    from queryinst.vis.bench import harness
+    from queryinst.vis.bench.report import targets
+
+    started = []
+    real_start = harness._start_contender
+
+    def spy(seconds):
+        proc = real_start(seconds)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(harness, "_start_contender", spy)
+    result = harness.bench_contention(BenchmarkSettings.tiny())
+    assert result["idle"]["n"] == result["contended"]["n"] == 1 and result["ratio"] > 0
+    assert len(started) == 1 and started[0].poll() is not None  # the neighbour was stopped
+    (target,) = targets({"contention": result})
+    assert target.limit == 2.0 and target.value == result["ratio"]
