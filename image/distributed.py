@@ -87,6 +87,16 @@ def all_reduce_mean(values: dict[str, float], device: torch.device) -> dict[str,
     return dict(zip(keys, t.tolist()))
 
 
+def gather_to_main(obj: object) -> list[object] | None:
+    """Every rank's ``obj`` (picklable) on rank 0, in rank order; None on the other ranks. A single
+    process gets ``[obj]``."""
+    if not is_distributed():
+        return [obj]
+    gathered: list[object] | None = [None] * get_world_size() if get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
 def cleanup() -> None:
     """Leave the process group (call once at the end of a distributed run)."""
     if is_distributed():

@@ -8,6 +8,10 @@ per-track aggregation (mean score, majority category). The records are validated
 (every video id known, one segmentation per frame, RLE sizes = video size, scores in [0, 1]) and
 written as ``results.zip`` holding ``results.json`` at its root, atomically. ``--results-json`` also
 keeps the plain JSON (for tools/eval_ytvis.py on a split with labels).
+
+Under ``torchrun --nproc_per_node N [--nnodes ...]`` the videos are sharded over the ranks (each on its
+own device: ``cuda:LOCAL_RANK``, or the CPU with gloo); rank 0 gathers the records and writes the same
+zip a single process writes.
 """
 from __future__ import annotations
 
@@ -20,10 +24,11 @@ from queryinst import cli
 from queryinst.progress import announce
 from queryinst.image.atomic import write_json_atomic
 from queryinst.image.config import load_config
+from queryinst.image.distributed import cleanup, gather_to_main, get_rank, get_world_size, init_from_env
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
 from queryinst.vis.data.ytvis import YTVISDataset
-from queryinst.vis.eval.submission import validate_results, write_results_zip
+from queryinst.vis.eval.submission import in_split_order, validate_results, write_results_zip
 from queryinst.vis.inference import predict_split
 from queryinst.vis.modeling.build import load_vis_model
 
@@ -50,11 +55,22 @@ def main(argv: list[str] | None = None) -> int:
         if split.num_classes != cfg.model.num_classes:
             raise ValueError(f"{args.json}: {split.num_classes} categories, the model has {cfg.model.num_classes}")
         cli.apply_threads(args.threads)
+        device = cli.select_device(cfg.run.device)  # under torchrun: cuda:LOCAL_RANK, or the CPU
+        init_from_env(device)  # torchrun: join the group; one process: nothing
+        rank, world = get_rank(), get_world_size()
         announce(f"loading the model ({args.weights}) ...")
-        _, model, _, _ = load_vis_model(cfg, args.weights)  # on the config's run.device
-        records = predict_split(model, OnlineTracker(cfg.tracker), split.videos, split.cat_ids,
+        _, model, _, _ = load_vis_model(cfg, args.weights, device=device)
+        # Under torchrun each rank tracks every world-th video; rank 0 gathers and writes. Videos are
+        # independent (the tracker restarts per video), so the merged records equal one process's.
+        records = predict_split(model, OnlineTracker(cfg.tracker), split.videos[rank::world], split.cat_ids,
                                 cfg.data.test_min_size, cfg.data.test_max_size, args.batch_frames,
-                                desc=Path(args.json).name)
+                                desc=Path(args.json).name + (f" (rank {rank}/{world})" if world > 1 else ""))
+        gathered = gather_to_main(records)
+        if gathered is None:  # not rank 0: rank 0 writes
+            cleanup()
+            return 0
+        records = in_split_order(gathered, split.videos)
+        cleanup()
         videos = [{"id": v.id, "length": v.length, "height": v.height, "width": v.width} for v in split.videos]
         validate_results(records, videos, split.cat_ids)
         if args.results_json:

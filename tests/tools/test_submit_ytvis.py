@@ -57,6 +57,25 @@ def test_submission_zip_is_valid_and_scores(setup):
     assert set(json.loads((tmp / "m.json").read_text())) >= {"AP", "AP50", "AR10"}
 
 
+def test_torchrun_shards_the_videos_and_writes_the_single_process_zip(setup, tmp_path):
+    # 2 gloo processes on the CPU, each tracking every other video; rank 0 gathers and writes
+    tmp, valid = setup
+    single, sharded = tmp_path / "single.zip", tmp_path / "sharded.zip"
+    proc = _run(tmp, valid, valid.frames_root, single)
+    assert proc.returncode == 0, proc.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537"]
+    proc = subprocess.run([*torchrun, "tools/submit_ytvis.py", "--config", str(tmp / "config.yaml"),
+                           "--weights", str(tmp / "model.pth"), "--json", str(valid.json_path),
+                           "--frames", str(valid.frames_root), "--out", str(sharded), "run.device=cpu"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(rank 1/2)" in proc.stderr or "rank 1" in proc.stderr  # both ranks worked
+    with zipfile.ZipFile(single) as a, zipfile.ZipFile(sharded) as b:
+        assert json.loads(a.read("results.json")) == json.loads(b.read("results.json"))
+        assert len(json.loads(a.read("results.json"))) > 0
+
+
 @pytest.mark.parametrize("defect", ["missing", "corrupt"])
 def test_bad_frame_is_one_error_naming_it_and_no_zip(setup, tmp_path, defect):
     tmp, valid = setup

@@ -200,3 +200,13 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def in_split_order(shards: Sequence[Sequence[Mapping[str, Any]]], videos: Sequence[Any]) -> list[dict]:
+    """Records of several shards (each in its own video order) merged into the split's video order, each
+    video's records in the order they were made: what one process tracking every video returns."""
+    by_video: dict[Any, list[dict]] = {}
+    for shard in shards:
+        for record in shard:
+            by_video.setdefault(record["video_id"], []).append(dict(record))
+    return [record for video in videos for record in by_video.get(video.id, [])]
