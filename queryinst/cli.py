@@ -249,3 +249,15 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: Sequence[str] | 
                              f"a file goes after its option (--input {item})")
     setattr(args, overrides, given + moved)
     return args
+
+
+def process_shard(items: Sequence, what: str = "inputs") -> list:
+    """This process's share of ``items`` under torchrun (every WORLD_SIZE-th item from RANK; the
+    environment variables torchrun sets, no process group needed); all of them in a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if world <= 1:
+        return list(items)
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} outside WORLD_SIZE={world}")
+    return list(items)[rank::world]

@@ -168,3 +168,15 @@ def test_a_positional_that_is_no_override_is_an_error_before_any_work():
     args = cli.parse_with_overrides(_override_parser(), ["--input", "b.mp4", "--", "tracker.mode=hungarian"],
                                     lists=("input",))
     assert args.input == ["b.mp4"] and args.overrides == ["tracker.mode=hungarian"]
+
+
+def test_process_shard_follows_torchruns_rank_and_world_size(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    assert cli.process_shard("abcde") == list("abcde")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert cli.process_shard("abcde") == ["b", "d"]
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match="RANK=2 outside WORLD_SIZE=2"):
+        cli.process_shard("abcde")

@@ -6,6 +6,8 @@
         [--mot] [--mots] [--backend onnxruntime] [key=value ...]
 
 A thin layer over the Python API: ``VideoTracker.track_to_files`` (vis/api.py, vis/outputs.py).
+Under ``torchrun --nproc_per_node N`` the inputs are shared out over the processes (each on its own device),
+each writing its inputs' outputs: the output folder ends as one process leaves it.
 Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, shipped
 in the package and found by queryinst/resources.py, whatever the current directory).
 Dotted config overrides (``tracker.mode=masktrack``) may stand anywhere, also among the inputs: an argument
@@ -83,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         check_read_options(args.stride, args.batch_frames, args.max_size)
         out_dir = Path(args.output)
         check_output_folder(out_dir)
-        stems = output_stems(args.input)
+        stems = output_stems(args.input)  # every input's stem, so that clashes are found on every rank
+        # Under torchrun each process tracks every WORLD_SIZE-th input and writes its outputs itself: the
+        # files are per input, so the output folder ends as one process would leave it.
+        stems = dict(cli.process_shard(list(stems.items())))
         cli.apply_threads(args.threads)
         announce(f"loading the model ({args.weights or 'demo model'}) ...")
         cfg, model, names, cat_ids = load_vis_model(args.config, args.weights, args.overrides, args.device,

@@ -233,6 +233,26 @@ def test_script_runs_from_the_command_line(tmp_path, model_files, synthetic_fram
     assert "clip.avi: 3 frames" in proc.stdout and (tmp_path / "out" / "clip.mp4").is_file()
 
 
+@pytest.mark.slow
+def test_torchrun_shares_the_inputs_and_leaves_the_single_process_outputs(tmp_path, model_files, synthetic_frames):
+    clips = [write_video(tmp_path / f"clip{k}.avi", synthetic_frames[k:k + 3]) for k in range(3)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["tools/track_video.py", "--input", *map(str, clips), "--no-video", *_model_args(model_files)]
+    single = subprocess.run([sys.executable, *args, "--output", str(tmp_path / "single")], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29538"]
+    shared = subprocess.run([*torchrun, *args, "--output", str(tmp_path / "shared")], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert shared.returncode == 0, shared.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["clip0.json", "clip1.json", "clip2.json"]
+    for k in range(3):  # every input tracked once, by one of the two processes, as one process does it
+        a = json.loads((tmp_path / "single" / f"clip{k}.json").read_text())
+        b = json.loads((tmp_path / "shared" / f"clip{k}.json").read_text())
+        assert a == b
+    assert shared.stdout.count("frames ->") == 3  # rank 0 two inputs, rank 1 one
+
+
 @pytest.mark.skipif(not (REPO_ROOT / "models" / "demo" / "vis_synthetic.pth").is_file(), reason="no shipped demo model")
 def test_demo_model_and_sample_are_found_from_any_directory(tmp_path, monkeypatch):
     # The demo model's files are located from the package, not the current directory (running
