@@ -8,7 +8,8 @@ from support.repo import REPO_ROOT
 
 SOURCES = ("image", "vis", "tracking", "queryinst", "tools", "tests", "docs", "configs")
 # Citations of the design notes this project was first written from, which are not part of the repository.
-OUTSIDE_CITATION = re.compile("DESIGN " + "§|STYLE " + "§|the issue" + "'s speed goals")
+OUTSIDE_CITATION = re.compile("DESIGN " + "§|STYLE " + "§|DESIGN" + r"\.md|STYLE" + r"\.md|\.\./shared|the issue"
+                              + "'s speed goals")
 PRIVATE_IMPORT = re.compile(r"^\s*from\s+[\w.]+\s+import\s+\(?[^#\n]*(?<![\w])_[a-z]\w*", re.M)
 
 

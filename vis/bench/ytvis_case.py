@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-_NUM_CATEGORIES = 40  # YouTube-VIS 2019/2021 both have 40 categories (DESIGN.md §3 "Datasets")
+_NUM_CATEGORIES = 40  # YouTube-VIS 2019/2021 both have 40 categories (docs/design.md#datasets)
 
 
 def make_benchmark_case(num_videos: int = 300, preds_per_video: int = 10, height: int = 240, width: int = 320,

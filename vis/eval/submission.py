@@ -7,7 +7,7 @@ A YouTube-VIS result file is a JSON list with one record per predicted video ins
 
 where each RLE is a *compressed* COCO RLE ``{"size": [height, width], "counts": str}`` and ``null``
 marks a frame where the instance is absent. The evaluation server expects a zip with ``results.json``
-at the archive root (YouTube-VIS challenge instructions; DESIGN.md §3 "Submission"). The official
+at the archive root (YouTube-VIS challenge instructions; docs/design.md#datasets). The official
 loader (youtubevos/cocoapi ``YTVOS.loadRes``) asserts that every result's video is in the split and
 only reads compressed RLEs (``maskUtils.area`` on a list ``counts`` fails), hence the checks below.
 """
