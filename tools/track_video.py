@@ -14,21 +14,10 @@ Dotted config overrides (``tracker.mode=masktrack``) may stand anywhere, also am
 of the form ``section.key=value`` that is not an existing file is an override.
 Inputs: video files (decord, OpenCV fallback), image folders (natural order) or globs of images.
 
-Per input, in --output (each written under a temporary name, renamed once complete):
-  <stem>.mp4         the frames with masks, boxes, "id class score" labels (and trails)
-  <stem>.json        {"source", "backend", "fps", "width", "height", "source_width", "source_height",
-                      "stride", "start", "end", "categories": [{"id", "name", "class_id"}],
-                      "frames": [{"frame_index", "source_frame", "timestamp",
-                                  "tracks": [{"track_id", "box" (x1 y1 x2 y2 px), "score", "class_id",
-                                              "class_name", "rle" (COCO compressed RLE)}]}],
-                      "tracks": [YouTube-VIS record per track + "track_id", "class_name",
-                                 "first_frame", "last_frame"],
-                      "num_frames", "frames_decoded", "truncated", "errors"}
-                     frame_index counts processed frames (the index into a track's "segmentations");
-                     coordinates refer to the processed frame (after --max-size).
-  <stem>_masks/      with --png-masks: <frame_index:06d>.png, 16-bit, pixel = track id (0 background)
-  <stem>_mot.txt     with --mot: MOT-challenge lines frame,id,x,y,w,h,score,-1,-1,-1 (frames from 1)
-  <stem>_mots.txt    with --mots: MOTS lines "frame class*1000+id class height width rle" (frames from 1)
+Per input, in --output (each written under a temporary name, renamed once complete): <stem>.json (per-frame
+tracks with RLE masks, a YouTube-VIS record per track with first/last frame), <stem>.mp4 (unless --no-video),
+<stem>_masks/ (--png-masks: 16-bit track-id PNGs), <stem>_mot.txt (--mot), <stem>_mots.txt (--mots).
+The exact layout of each file is in vis/outputs.py.
 
 Progress: a bar on a terminal, else one line every 10 s ("clip.mp4: 240/1000 frames, 12.3 frames/s").
 
