@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cli import listing
 from .config import config_to_dict
 from .fuse import is_folded
 from .safe_load import read_torch_file
@@ -166,26 +167,20 @@ def check_config(stored: dict, cfg: Any, path: str) -> None:
                              f"config has {b!r}")
 
 
-def _listing(items: list[str], limit: int = 5) -> str:
-    """The first ``limit`` items, then how many more (one line however many there are)."""
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
 def _load_model_state(model: nn.Module, state: dict[str, torch.Tensor], path: str, strict: bool) -> None:
     own = unwrap(model).state_dict()
     mismatched = [f"'{key}' {list(value.shape)} in the checkpoint, {list(own[key].shape)} in the model"
                   for key, value in state.items() if key in own and own[key].shape != value.shape]
     if mismatched:
-        raise ValueError(f"{path}: {len(mismatched)} tensor(s) of another shape: {_listing(mismatched)}")
+        raise ValueError(f"{path}: {len(mismatched)} tensor(s) of another shape: {listing(mismatched, 5)}")
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if strict and (missing or unexpected):
         parts = []
         if missing:
-            parts.append(f"{len(missing)} model tensors missing from the checkpoint ({_listing(missing)})")
+            parts.append(f"{len(missing)} model tensors missing from the checkpoint ({listing(missing, 5)})")
         if unexpected:
-            parts.append(f"{len(unexpected)} checkpoint tensors unknown to the model ({_listing(unexpected)})")
+            parts.append(f"{len(unexpected)} checkpoint tensors unknown to the model ({listing(unexpected, 5)})")
         raise ValueError(f"{path}: checkpoint does not fit the model: {'; '.join(parts)}")
     unwrap(model).load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..cli import listing
 from .build import build_queryinst
 from .checkpoint import save_checkpoint
 from .config import Config
@@ -64,7 +65,6 @@ DETECTED_FIELDS = ("backbone", "fpn_channels", "num_proposals", "hidden_dim", "n
                    "dynamic_dim", "feedforward_dim", "num_cls_fcs", "num_reg_fcs", "box_pool_size",
                    "num_mask_convs")
 _DDP_PREFIX = "module."
-_MAX_LISTED = 20  # names listed per kind of problem in one error message
 _MAX_STUB_ROUNDS = 100  # distinct refused globals tolerated in one file (legacy format: found one by one)
 
 
@@ -162,7 +162,7 @@ def load_mmdet_checkpoint(path: str, stub_unknown_objects: bool = False) -> Mmde
         raise ValueError(f"{path}: no state_dict found (expected a 'state_dict' entry or a bare state_dict)")
     bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
     if bad:
-        raise ValueError(f"{path}: the state_dict holds non-tensor entries: {_listing(bad)}")
+        raise ValueError(f"{path}: the state_dict holds non-tensor entries: {listing(bad)}")
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
     return MmdetCheckpoint(strip_ddp_prefix(dict(state)), meta)
 
@@ -262,11 +262,6 @@ def config_from_mmdet_state(mm_state: dict[str, Tensor], base: Config | None = N
 # --------------------------------------------------------------------------------------------------
 # Renaming
 # --------------------------------------------------------------------------------------------------
-def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f" (+{len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
-
-
 def model_shapes(cfg: Config) -> dict[str, torch.Size]:
     """Our state_dict names -> shapes for ``cfg``, from a model built on the meta device (no memory)."""
     meta_cfg = copy.deepcopy(cfg)
@@ -294,9 +289,9 @@ def convert_mmdet_state_dict(mm_state: dict[str, Tensor], cfg: Config) -> dict[s
              for k in ours_of if k in state and state[k].shape != shapes[ours_of[k]]]
     if missing or unexpected or wrong:
         m = cfg.model
-        parts = [f"{len(missing)} missing: {_listing(missing)}" if missing else "",
-                 f"{len(unexpected)} unexpected: {_listing(unexpected)}" if unexpected else "",
-                 f"{len(wrong)} with another shape: {_listing(wrong)}" if wrong else ""]
+        parts = [f"{len(missing)} missing: {listing(missing)}" if missing else "",
+                 f"{len(unexpected)} unexpected: {listing(unexpected)}" if unexpected else "",
+                 f"{len(wrong)} with another shape: {listing(wrong)}" if wrong else ""]
         raise ValueError(f"state_dict does not match QueryInst {m.backbone} ({m.num_proposals} proposals, "
                          f"{m.num_classes} classes, {m.num_stages} stages): " + "; ".join(p for p in parts if p))
     by_ours = {ours: mm for mm, ours in ours_of.items()}

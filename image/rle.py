@@ -1,4 +1,4 @@
-"""Checks of COCO compressed RLE strings before pycocotools sees them.
+"""Checks of COCO segmentations (RLE counts, polygons) before pycocotools sees them.
 
 pycocotools decodes any string: a garbage ``counts`` such as ``"not-an-rle!!"`` becomes a mask of
 millions of pixels on a 48x64 frame. ``rle_problem`` reads the run lengths the way pycocotools'
@@ -38,8 +38,17 @@ def rle_runs(counts: str) -> list[int] | None:
     return runs
 
 
-def rle_problem(counts: str | bytes, height: int, width: int) -> str | None:
-    """None for a valid compressed RLE of a height x width mask, else what is wrong (one phrase)."""
+def rle_problem(counts: str | bytes | list, height: int, width: int) -> str | None:
+    """None for valid RLE counts of a height x width mask (a compressed string, or the uncompressed list of
+    run lengths of the YouTube-VIS train JSON), else what is wrong (one phrase)."""
+    if isinstance(counts, list):
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+            return "uncompressed RLE 'counts' must be non-negative integers"
+        if sum(counts) != height * width:
+            return f"uncompressed RLE counts sum to {sum(counts)}, not height x width = {height * width}"
+        return None
+    if not isinstance(counts, (str, bytes)):
+        return "RLE 'counts' must be a string or a list of integers"
     if isinstance(counts, bytes):
         try:
             counts = counts.decode("ascii")
@@ -54,3 +63,12 @@ def rle_problem(counts: str | bytes, height: int, width: int) -> str | None:
     if total != height * width:
         return f"RLE 'counts' covers {total} pixels, not height x width = {height * width}"
     return None
+
+
+MIN_POLYGON_COORDS = 6  # a polygon needs >= 3 points; pycocotools reads a 4-number list as a box
+
+
+def valid_polygon(polygon: object) -> bool:
+    """A flat list of >= 3 (x, y) number pairs, as pycocotools' ``frPyObjects`` needs."""
+    return (isinstance(polygon, list) and len(polygon) >= MIN_POLYGON_COORDS and len(polygon) % 2 == 0
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon))

@@ -52,6 +52,12 @@ def error_message(error: BaseException) -> str:
     return rest if sep and name.endswith("Error") else lines[-1]
 
 
+def listing(items: Sequence[object], limit: int = 20) -> str:
+    """``items`` for a one-line message: the first ``limit``, then how many more ("a, b, c and 4 more")."""
+    shown = ", ".join(str(item) for item in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def fail(error: BaseException | str, status: int = EXIT_BAD_INPUT) -> int:
     """Print ``error: <one line>`` on stderr and return ``status`` (the tool's exit code)."""
     text = error if isinstance(error, str) else error_message(error)

@@ -33,7 +33,8 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as F
 
-from ..rle import rle_problem
+from ...cli import listing
+from ..rle import rle_problem, valid_polygon
 from .files import check_images
 from ..types import Targets
 
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 TransformFn = Callable[[Tensor, Targets], tuple[Tensor, Targets]]
 
 _MIN_BOX_SIDE = 1.0  # mmdetection CocoDataset._parse_ann_info: drop boxes with w < 1 or h < 1
-_MIN_POLYGON_COORDS = 6  # a polygon needs >= 3 points; pycocotools reads a 4-number list as a box
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,11 +113,6 @@ def load_coco_json(path: str) -> dict:
     return data
 
 
-def _valid_polygon(polygon: Any) -> bool:
-    return (isinstance(polygon, list) and len(polygon) >= _MIN_POLYGON_COORDS and len(polygon) % 2 == 0
-            and all(isinstance(v, (int, float)) for v in polygon))
-
-
 def _usable_annotations(annotations: list[dict], images: dict[int, dict], path: str) -> list[dict]:
     """The annotations training and evaluation both use, checked the same way for both.
 
@@ -136,7 +131,7 @@ def _usable_annotations(annotations: list[dict], images: dict[int, dict], path: 
             continue
         seg = ann.get("segmentation")
         if isinstance(seg, list) and seg:
-            good = [p for p in seg if _valid_polygon(p)]
+            good = [p for p in seg if valid_polygon(p)]
             if not good:
                 bad_polygons.append(ann_id)
                 continue
@@ -153,8 +148,7 @@ def _usable_annotations(annotations: list[dict], images: dict[int, dict], path: 
                       ("dropped %d annotations whose polygons are all malformed", bad_polygons),
                       ("removed malformed polygons from %d annotations", trimmed)):
         if ids:
-            listed = ", ".join(str(a) for a in ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
-            logger.warning("%s: " + what + " (ids %s)", path, len(ids), listed)
+            logger.warning("%s: " + what + " (ids %s)", path, len(ids), listing(ids))
     return kept
 
 
@@ -188,7 +182,7 @@ def segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarr
         polygons = [
             [float(v) for v in p]
             for p in segmentation
-            if isinstance(p, list) and len(p) >= _MIN_POLYGON_COORDS and len(p) % 2 == 0
+            if valid_polygon(p)
         ]
         if not polygons:
             return None

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from ...cli import listing
+
 MAX_LISTED = 20
 
 
@@ -35,7 +37,7 @@ def check_images(items: Iterable[tuple[str | os.PathLike, int, int]], source: st
                  total: int | None = None) -> None:
     """Raise ValueError naming ``source`` (the JSON) and every bad image among (path, height, width).
 
-    One line: "<source>: 3 listed images are missing or unusable: a.jpg (missing), ..., and 1 more"."""
+    One line: "<source>: 3 listed images are missing or unusable: a.jpg (missing), ... and 1 more"."""
     problems = []
     for path, height, width in tqdm(items, total=total, desc="checking images", unit="image",
                                     disable=None if (total or 0) > 2000 else True, leave=False):
@@ -43,6 +45,5 @@ def check_images(items: Iterable[tuple[str | os.PathLike, int, int]], source: st
         if problem:
             problems.append(problem)
     if problems:
-        shown = ", ".join(problems[:MAX_LISTED])
-        more = f", and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise ValueError(f"{source}: {len(problems)} listed images are missing or unusable: {shown}{more}")
+        raise ValueError(f"{source}: {len(problems)} listed images are missing or unusable: "
+                         f"{listing(problems, MAX_LISTED)}")

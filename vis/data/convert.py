@@ -53,7 +53,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ...image.atomic import write_json_atomic  # re-exported: tools import it from here
-from ...image.rle import rle_problem
+from ...image.rle import rle_problem, valid_polygon
 from ..io.common import natural_key
 
 logger = logging.getLogger(__name__)
@@ -130,16 +130,13 @@ def _compressed_rle(segmentation: Any, height: int, width: int, where: str) -> d
         if isinstance(segmentation, list):
             if not segmentation:
                 raise ValueError("empty polygon list")
-            for polygon in segmentation:
-                if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
-                        or not all(isinstance(v, (int, float)) for v in polygon)):
-                    raise ValueError("a polygon must be a flat list of >= 3 (x, y) number pairs")
+            if not all(valid_polygon(p) for p in segmentation):
+                raise ValueError("a polygon must be a flat list of >= 3 (x, y) number pairs")
             rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
         elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-            counts = segmentation["counts"]
-            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
-                raise ValueError(f"uncompressed RLE counts must be non-negative integers adding up to "
-                                 f"height x width = {height * width}")
+            problem = rle_problem(segmentation["counts"], height, width)
+            if problem:
+                raise ValueError(problem)
             rle = mask_utils.frPyObjects(segmentation, height, width)
         elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
             if list(segmentation.get("size", [])) != [height, width]:

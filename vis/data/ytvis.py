@@ -23,7 +23,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from queryinst.image.data.files import check_images
-from queryinst.image.rle import rle_problem
+from queryinst.image.rle import rle_problem, valid_polygon
 from queryinst.image.types import Targets
 
 _VIDEO_KEYS = ("id", "width", "height", "length", "file_names")
@@ -208,24 +208,12 @@ class YTVISDataset:
                 raise self._error(where, "RLE needs 'size' and 'counts'")
             if list(seg["size"]) != size:
                 raise self._error(where, f"RLE size {seg['size']} != video {video.id} size [height, width] {size}")
-            counts = seg["counts"]
-            if isinstance(counts, list):
-                if not all(isinstance(c, int) and c >= 0 for c in counts):
-                    raise self._error(where, "uncompressed RLE 'counts' must be non-negative integers")
-                if sum(counts) != size[0] * size[1]:
-                    raise self._error(where, f"uncompressed RLE counts sum to {sum(counts)}, not height*width "
-                                             f"{size[0] * size[1]}")
-            elif not isinstance(counts, str):
-                raise self._error(where, "RLE 'counts' must be a string or a list of integers")
-            else:
-                problem = rle_problem(counts, video.height, video.width)
-                if problem:
-                    raise self._error(where, problem)
+            problem = rle_problem(seg["counts"], video.height, video.width)
+            if problem:
+                raise self._error(where, problem)
         elif isinstance(seg, list) and seg:
-            for polygon in seg:
-                if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
-                        or not all(isinstance(v, (int, float)) for v in polygon)):
-                    raise self._error(where, "a polygon must be a flat list of >= 3 (x, y) number pairs")
+            if not all(valid_polygon(polygon) for polygon in seg):
+                raise self._error(where, "a polygon must be a flat list of >= 3 (x, y) number pairs")
         else:
             raise self._error(where, f"segmentation must be RLE, polygons or null, got {type(seg).__name__}")
 

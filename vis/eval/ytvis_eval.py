@@ -35,6 +35,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from queryinst.cli import listing
 from queryinst.image.rle import rle_problem
 from queryinst.vis.eval.submission import category_id_set, validate_results, video_shape
 
@@ -209,9 +210,8 @@ def _parse_ground_truth(gt: Mapping[str, Any]) -> _GroundTruth:
         crowd.append(int(iscrowd) != 0)  # evaluateVid: iscrowd = [int(o['iscrowd']) ...]
         id_nonzero.append(ann["id"] != 0)
     if skipped:
-        listed = ", ".join(str(a) for a in skipped[:20]) + (f" and {len(skipped) - 20} more" if len(skipped) > 20 else "")
         logger.warning("%d ground-truth annotations are outside the split's videos/categories: ignored (ids %s)",
-                       len(skipped), listed)
+                       len(skipped), listing(skipped))
     avg = np.asarray(avg_areas, dtype=np.float64)
     out_of_range = _out_of_range(avg)  # [M, A]
     return _GroundTruth(
@@ -239,16 +239,11 @@ def _gt_frame_rle(seg: Any, height: int, width: int, where: str) -> dict | None:
     size = seg["size"]
     if not isinstance(size, (list, tuple)) or len(size) != 2 or size[0] != height or size[1] != width:
         raise ValueError(f"{where}: RLE size {size!r} differs from the video size [{height}, {width}]")
-    if isinstance(seg["counts"], list):  # uncompressed RLE, as in the YouTube-VIS train JSON
-        if not all(isinstance(c, int) and c >= 0 for c in seg["counts"]) or sum(seg["counts"]) != height * width:
-            raise ValueError(f"{where}: uncompressed RLE counts must be non-negative integers adding up to "
-                             f"height x width = {height * width}")
-        return mask_utils.frPyObjects(dict(seg), height, width)
-    if not isinstance(seg["counts"], (str, bytes)):
-        raise ValueError(f"{where}: RLE 'counts' must be a string or a list of integers")
     problem = rle_problem(seg["counts"], height, width)
     if problem:  # pycocotools would decode it to an arbitrary mask
         raise ValueError(f"{where}: {problem}")
+    if isinstance(seg["counts"], list):  # uncompressed RLE, as in the YouTube-VIS train JSON
+        return mask_utils.frPyObjects(dict(seg), height, width)
     return dict(seg)
 
 
