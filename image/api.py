@@ -82,6 +82,19 @@ class ImageResult:
         return canvas
 
 
+def _class_names(extra: dict, cfg: Any) -> list[str]:
+    names = extra.get("class_names")
+    if isinstance(names, list) and len(names) == cfg.model.num_classes:
+        return [str(n) for n in names]
+    if cfg.data.val_json and os.path.isfile(cfg.data.val_json):
+        from .data.coco import load_coco_json
+
+        categories = sorted(load_coco_json(cfg.data.val_json)["categories"], key=lambda c: c["id"])
+        if len(categories) == cfg.model.num_classes:
+            return [c["name"] for c in categories]
+    return [f"class {k}" for k in range(cfg.model.num_classes)]
+
+
 class Predictor:
     """QueryInst on single images: the model in eval mode (BatchNorm folded), its test resize, class names."""
 
@@ -94,11 +107,13 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, weights: str | os.PathLike, config: str | os.PathLike | None = None,
-                        device: str = "auto", overrides: list[str] | tuple[str, ...] = ()) -> Predictor:
+                        device: str | None = "auto", overrides: list[str] | tuple[str, ...] = ()) -> Predictor:
         """Load a QueryInst checkpoint (ours, or converted from mmdetection) for inference.
 
         config: its config file; None uses the config stored in the checkpoint (written by tools/train.py
-        and tools/convert_mmdet.py). Raises FileNotFoundError / ValueError naming the file."""
+        and tools/convert_mmdet.py). device: "auto" | "cpu" | "cuda", None for the config's ``run.device``.
+        Class names: the checkpoint's (stored by training), else the categories of ``data.val_json``
+        when it has as many, else "class 0", ... Raises FileNotFoundError / ValueError naming the file."""
 
         from .build import build_queryinst
         from .checkpoint import load_checkpoint
@@ -121,11 +136,8 @@ class Predictor:
         extra = load_checkpoint(weights, model, cfg=cfg, map_location="cpu")["extra"]
         model.eval()
         fold_batchnorm(model)  # inference only (image/fuse.py)
-        model.to(select_device(device))
-        names = extra.get("class_names")
-        if not (isinstance(names, list) and len(names) == cfg.model.num_classes):
-            names = [f"class{k}" for k in range(cfg.model.num_classes)]
-        return cls(model, cfg, [str(n) for n in names])
+        model.to(select_device(device or cfg.run.device))
+        return cls(model, cfg, _class_names(extra, cfg))
 
     def __call__(self, image: Any) -> ImageResult:
         """``image``: a path, or an RGB uint8 array [H, W, 3]."""
