@@ -127,8 +127,9 @@ def _read(path: str, map_location: str | torch.device) -> dict:
     return data
 
 
-def _model_state(data: dict, path: str) -> dict[str, torch.Tensor]:
-    """The model state_dict inside any accepted layout, without a DDP prefix."""
+def read_model_state_from(data: dict, path: str) -> dict[str, torch.Tensor]:
+    """The model state_dict inside an already read checkpoint ``data`` (any accepted layout), without a
+    DDP prefix; ``path`` names the file in errors."""
     if data.get("format") == FORMAT or isinstance(data.get("model"), dict):
         state = data.get("model")
     elif isinstance(data.get("state_dict"), dict):
@@ -145,7 +146,7 @@ def _model_state(data: dict, path: str) -> dict[str, torch.Tensor]:
 def read_model_state(path: str, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """The model state_dict stored at ``path`` (ours, ``{"state_dict": ...}`` or bare; no DDP prefix),
     loaded with ``weights_only=True``. FileNotFoundError / ValueError name the file."""
-    return _model_state(_read(path, map_location), path)
+    return read_model_state_from(_read(path, map_location), path)
 
 
 def check_config(stored: dict, cfg: Any, path: str) -> None:
@@ -212,7 +213,7 @@ def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
             differs (the message names the file and the key or tensor).
     """
     data = _read(path, map_location)
-    state = _model_state(data, path)
+    state = read_model_state_from(data, path)
     stored_cfg = data.get("config") if isinstance(data.get("config"), dict) else None
     if cfg is not None and stored_cfg is not None:
         check_config(stored_cfg, cfg, path)

@@ -3,7 +3,7 @@ yields typed per-frame results.
 
     from queryinst import VideoTracker
 
-    tracker = VideoTracker.from_pretrained("demo")          # or a checkpoint path (+ config=)
+    tracker = VideoTracker.from_pretrained("demo")          # or a checkpoint path (VIS or image)
     for frame in tracker.track("assets/sample.mp4"):
         print(frame.frame_index, frame.track_ids, frame.class_names)
     tracker.track_to_files("assets/sample.mp4", "out/")     # annotated MP4 + JSON, as tools/track_video.py
@@ -133,10 +133,11 @@ class VideoTracker:
     def from_pretrained(cls, weights: str | os.PathLike = DEMO, config: str | os.PathLike | None = None,
                         device: str = "auto", overrides: Sequence[str] | Mapping[str, Any] = (),
                         **options: Any) -> VideoTracker:
-        """Load a QueryInst-VIS checkpoint (``"demo"``: the shipped demo model) for tracking.
+        """Load a checkpoint (``"demo"``: the shipped demo model) for tracking.
 
-        weights/config: a checkpoint written by tools/train.py and its config (None: the config stored
-            in the checkpoint's directory is not guessed; give it, or use "demo").
+        weights: a QueryInst-VIS checkpoint, or an image QueryInst checkpoint (ours, or converted from
+            mmdetection), which tracks with its query embeddings (docs/design.md#association-embeddings).
+        config: its config (None: the config stored in the checkpoint).
         device: "auto" | "cpu" | "cuda".
         overrides: dotted config overrides, ``["tracker.mode=masktrack"]`` or ``{"tracker.mode": "masktrack"}``.
         options: shortcuts: ``score_threshold=0.3``; any other ``section__key=value`` becomes an
@@ -152,9 +153,7 @@ class VideoTracker:
                 raise ValueError("the demo model brings its own config; give config= only with a checkpoint path")
             cfg_path, weights_path = None, None
         else:
-            if config is None:
-                raise ValueError(f"{weights}: give the checkpoint's config too (config=...)")
-            cfg_path, weights_path = os.fspath(config), os.fspath(weights)
+            cfg_path, weights_path = (None if config is None else os.fspath(config)), os.fspath(weights)
         cfg, model, names, cat_ids = load_vis_model(cfg_path, weights_path, items, device, score_thr)
         return cls(model, cfg, names, cat_ids)
 

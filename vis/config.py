@@ -50,11 +50,36 @@ class VisSolverConfig(SolverConfig):
     track_loss_weight: float = 1.0  # MaskTrack R-CNN loss_match weight
 
 
+# Sources of the association embedding (vis/modeling/model.py, docs/design.md#association-embeddings);
+# "auto" picks the one measured best on the synthetic valid split (AUTO_EMBEDDING).
+EMBEDDINGS = ("track_head", "queries", "attention", "none")
+# "auto" for a model with a track head (a QueryInst-VIS checkpoint) and without one (an image checkpoint):
+# the last-stage queries for both, measured best on the synthetic valid split (tools/compare_embeddings.py,
+# table in docs/design.md#association-embeddings); the track head stays an option (inference.embedding).
+AUTO_EMBEDDING = {"vis": "queries", "image": "queries"}
+
+
 @dataclass
 class InferenceConfig:
     max_per_frame: int = 10  # top-10 (query, class) pairs per frame, one per query (see vis/modeling/model.py)
     score_threshold: float = 0.05  # detections below are not given to the tracker
     mask_threshold: float = 0.5
+    # Association embedding: "auto" (AUTO_EMBEDDING), or one of EMBEDDINGS.
+    embedding: str = "auto"
+    # Query embeddings are L2-normalised and scaled so that the tracker's dot product is this x their cosine.
+    embedding_scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.embedding != "auto" and self.embedding not in EMBEDDINGS:
+            raise ValueError(f"inference.embedding must be 'auto' or one of {EMBEDDINGS}, got {self.embedding!r}")
+        if not self.embedding_scale > 0:
+            raise ValueError(f"inference.embedding_scale must be > 0, got {self.embedding_scale}")
+
+    def embedding_source(self, has_track_head: bool) -> str:
+        """The embedding source for a model with or without a track head ("auto" resolved)."""
+        if self.embedding == "auto":
+            return AUTO_EMBEDDING["vis" if has_track_head else "image"]
+        return self.embedding
 
 
 @dataclass

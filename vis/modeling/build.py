@@ -13,10 +13,11 @@ from torch import nn
 from queryinst import resources
 
 from ...image.build import build_queryinst
-from ...image.checkpoint import load_checkpoint, read_model_state
-from ...image.config import load_config
+from ...image.checkpoint import load_checkpoint, read_model_state, read_model_state_from
+from ...image.config import Config, config_from_dict, config_to_dict, load_config, merge_into, parse_overrides
 from ...image.fuse import fold_batchnorm
 from ...image.mmdet_keys import mmdet_key_map
+from ...image.safe_load import read_torch_file
 from ..config import VisConfig
 from .model import QueryInstVIS
 from .track_head import TrackHead
@@ -27,17 +28,19 @@ logger = logging.getLogger(__name__)
 _CLASS_DEPENDENT = (".box_head.cls_logits.", ".mask_head.mask_logits.")
 
 
-def build_queryinst_vis(cfg: VisConfig) -> QueryInstVIS:
+def build_queryinst_vis(cfg: VisConfig, track_head: bool = True) -> QueryInstVIS:
     """QueryInst-VIS for ``cfg``; with ``model.init_from`` the ImageNet backbone weights are not loaded
-    (``model.pretrained`` is cleared: the image checkpoint supplies the backbone)."""
+    (``model.pretrained`` is cleared: the image checkpoint supplies the backbone).
+    track_head=False: no track head, for tracking with an image QueryInst checkpoint (query embeddings)."""
     if cfg.model.init_from and cfg.model.pretrained:
         logger.info("model.init_from is set: ignoring model.pretrained=%s", cfg.model.pretrained)
         cfg.model.pretrained = ""
     detector = build_queryinst(cfg)
-    track_head = TrackHead(cfg.model.fpn_channels, cfg.model.box_pool_size, cfg.model.track_dim,
-                           cfg.model.track_num_fcs)
-    model = QueryInstVIS(detector, track_head, cfg.solver.track_loss_weight, cfg.inference.max_per_frame,
-                         cfg.inference.score_threshold, cfg.inference.mask_threshold)
+    head = TrackHead(cfg.model.fpn_channels, cfg.model.box_pool_size, cfg.model.track_dim,
+                     cfg.model.track_num_fcs) if track_head else None
+    model = QueryInstVIS(detector, head, cfg.solver.track_loss_weight, cfg.inference.max_per_frame,
+                         cfg.inference.score_threshold, cfg.inference.mask_threshold,
+                         cfg.inference.embedding_source(track_head), cfg.inference.embedding_scale)
     if cfg.model.init_from:
         init_from_image_checkpoint(model.detector, cfg.model.init_from)
     return model
@@ -101,6 +104,77 @@ def class_names_from_checkpoint(extra: dict, num_classes: int) -> list[str]:
     return [f"class{k}" for k in range(num_classes)]
 
 
+def _checkpoint_kind(path: str) -> tuple[str, dict | None]:
+    """("vis" | "image", the stored config or None) of a checkpoint: "vis" when it holds track-head weights,
+    else an image QueryInst checkpoint (ours, or converted by tools/convert_mmdet.py). Raises ValueError for
+    an unconverted mmdetection checkpoint, FileNotFoundError / ValueError for an unreadable file."""
+    data = read_torch_file(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a checkpoint (holds a {type(data).__name__}, expected a dict)")
+    state = read_model_state_from(data, path)
+    if any(k.startswith("roi_head.") for k in state):
+        raise ValueError(f"{path}: an mmdetection checkpoint: convert it first (tools/convert_mmdet.py IN OUT), "
+                         "or give a registered name (docs/model_zoo.md)")
+    stored = data.get("config") if isinstance(data.get("config"), dict) else None
+    kind = "vis" if any(k.startswith("track_head.") for k in state) else "image"
+    return kind, stored
+
+
+def vis_config_for_image_model(image_cfg: Config) -> VisConfig:
+    """A ``VisConfig`` to track with an image QueryInst model: the image config's architecture, the video
+    defaults for everything else (tracker, inference, 10 detections a frame), and as test size the image
+    model's own, capped at the YouTube-VIS 360 x 640 (paper Sec. 4.3): a COCO model (800 x 1333) tracks at
+    360 x 640, a model trained on smaller frames at its own size."""
+    cfg = VisConfig()
+    merge_into(cfg.model, config_to_dict(image_cfg)["model"])
+    cfg.loss = image_cfg.loss
+    cfg.run.device = image_cfg.run.device
+    cfg.data.test_min_size = min(image_cfg.data.test_min_size, cfg.data.test_min_size)
+    cfg.data.test_max_size = min(image_cfg.data.test_max_size, cfg.data.test_max_size)
+    return cfg
+
+
+def load_vis_config(config: str | os.PathLike | VisConfig | None, weights: str | os.PathLike,
+                    overrides: Sequence[str] = ()) -> tuple[VisConfig, Config | None]:
+    """The tracking config of a checkpoint: (VisConfig, the image config when ``weights`` is an image
+    QueryInst checkpoint, else None). The checkpoint decides which: track-head weights make it a
+    QueryInst-VIS checkpoint. config: a YAML (task vis, or task image for an image checkpoint), an
+    already loaded ``VisConfig`` (used as is), or None for the config stored in the checkpoint.
+    overrides: dotted overrides of the VisConfig (``tracker.mode=masktrack``)."""
+    weights = os.fspath(weights)
+    kind, stored = _checkpoint_kind(weights)
+    if isinstance(config, VisConfig):
+        if kind == "image":
+            raise ValueError(f"{weights}: an image QueryInst checkpoint (no track head) given with a VIS config; "
+                             "give its image config, or none (the checkpoint's own)")
+        return config, None
+    if config is None:
+        if stored is None:
+            raise ValueError(f"{weights}: the checkpoint stores no config; give --config")
+        data, source = stored, weights
+    else:
+        data, source = _read_yaml_task(os.fspath(config)), os.fspath(config)
+    task = data.get("task", "image") if isinstance(data, dict) else "image"
+    if kind == "vis":
+        if task != "vis":
+            raise ValueError(f"{weights}: a QueryInst-VIS checkpoint given with an image config ({source})")
+        cfg = (config_from_dict(stored, VisConfig) if config is None
+               else load_config(os.fspath(config), [], schema=VisConfig))
+        return merge_into(cfg, parse_overrides(list(overrides))), None
+    if task == "vis":
+        raise ValueError(f"{weights}: an image QueryInst checkpoint (no track head) given with a VIS config "
+                         f"({source}); give its image config, or none (the checkpoint's own)")
+    image_cfg = config_from_dict(stored, Config) if config is None else load_config(os.fspath(config), [], Config)
+    return merge_into(vis_config_for_image_model(image_cfg), parse_overrides(list(overrides))), image_cfg
+
+
+def _read_yaml_task(path: str) -> dict:
+    """{"task": ...} of a YAML config (or of its base); "image" when neither says."""
+    from ..config import load_task_config
+
+    return {"task": load_task_config(path).task}
+
+
 def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | os.PathLike | None,
                    overrides: Sequence[str] = (), device: str | torch.device | None = None,
                    score_thr: float | None = None, demo_root: str | os.PathLike | None = None
@@ -108,10 +182,13 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
     """THE model loader of every tool: (cfg, QueryInst-VIS in eval mode with BatchNorm folded, on its
     device, class names, category ids).
 
-    config/weights: a VIS config (a YAML path, or an already loaded ``VisConfig``, which is modified) and
-        its checkpoint, or both None for the shipped demo model (``DEMO_CONFIG`` / ``DEMO_WEIGHTS``, found
-        among the package's files by ``queryinst.resources``, never from the current directory; under
-        ``demo_root`` instead when given). overrides: dotted config overrides (YAML paths only).
+    weights: a QueryInst-VIS checkpoint, or an image QueryInst checkpoint (ours, or converted from
+        mmdetection), which then tracks with its query embeddings (no track head; ``load_vis_config``);
+        None (and config None) for the shipped demo model (``DEMO_CONFIG`` / ``DEMO_WEIGHTS``, found among
+        the package's files by ``queryinst.resources``, never from the current directory; under
+        ``demo_root`` instead when given).
+    config: its YAML, an already loaded ``VisConfig`` (modified), or None for the config the checkpoint
+        stores. overrides: dotted config overrides (``tracker.mode=masktrack``, ``inference.embedding=queries``).
     device: "auto" | "cpu" | "cuda" or a ``torch.device`` (None: the config's ``run.device``).
     score_thr: replaces ``inference.score_threshold`` (detections below are not tracked).
     The checkpoint must be built for the same model config (one error naming the file and the first
@@ -121,21 +198,21 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
     """
     from queryinst.cli import select_device
 
-    if (config is None) != (weights is None):
-        raise ValueError("give both --config and --weights, or neither (the demo model)")
-    if config is None:
+    if weights is None and config is not None:
+        raise ValueError("--config needs --weights (its checkpoint); give neither for the demo model")
+    if weights is None:
         if demo_root is None:
             try:
                 config, weights = resources.demo_model()
             except FileNotFoundError as err:
-                raise FileNotFoundError(f"{err}: demo model file not found; pass --config and --weights") from None
+                raise FileNotFoundError(f"{err}: demo model file not found; pass --weights") from None
         else:
             config, weights = os.path.join(demo_root, DEMO_CONFIG), os.path.join(demo_root, DEMO_WEIGHTS)
             for path in (config, weights):
                 if not os.path.isfile(path):
-                    raise FileNotFoundError(f"{path}: demo model file not found; pass --config and --weights")
-    cfg = config if isinstance(config, VisConfig) else load_config(os.fspath(config), list(overrides),
-                                                                     schema=VisConfig)
+                    raise FileNotFoundError(f"{path}: demo model file not found; pass --weights")
+    weights = os.fspath(weights)
+    cfg, image_cfg = load_vis_config(config, weights, overrides)
     if score_thr is not None:
         if not 0.0 <= score_thr <= 1.0:
             raise ValueError(f"score threshold must be in [0, 1], got {score_thr}")
@@ -143,8 +220,12 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
     device = device if isinstance(device, torch.device) else select_device(device or cfg.run.device)
     cfg.model.init_from = ""  # the checkpoint holds every weight; don't read the image checkpoint again
     cfg.model.pretrained = ""
-    model = build_queryinst_vis(cfg)
-    extra = load_checkpoint(os.fspath(weights), model, cfg=cfg, map_location="cpu")["extra"]
+    model = build_queryinst_vis(cfg, track_head=image_cfg is None)
+    if image_cfg is None:
+        extra = load_checkpoint(weights, model, cfg=cfg, map_location="cpu")["extra"]
+    else:
+        image_cfg.model.pretrained = ""
+        extra = load_checkpoint(weights, model.detector, cfg=image_cfg, map_location="cpu")["extra"]
     names = class_names_from_checkpoint(extra, cfg.model.num_classes)
     cat_ids = extra.get("cat_ids")
     if not (isinstance(cat_ids, (list, tuple)) and len(cat_ids) == cfg.model.num_classes):

@@ -7,7 +7,7 @@ The exported graph (``FrameNetwork``), batch 1, any padded size (H and W are dyn
  -> cls_logits  [N, C]          last stage
     boxes       [N, 4]          last stage, xyxy in input pixels
     mask_logits [N, C, 28, 28]  the last stage's mask head, every query at its box
-    embeddings  [N, D]          the track head, every query at its box
+    embeddings  [N, D]          every query's association embedding (``QueryInstVIS.frame_embeddings``)
 The per-query selection (``select_detections``), the mask paste and the tracker stay in Python on these
 outputs, shared with ``QueryInstVIS.detect``; the model's settings (normalisation, thresholds) travel in
 the ONNX file's metadata (``METADATA_KEY``).
@@ -82,7 +82,8 @@ class FrameNetwork(nn.Module):
         last = det.stages[-1]
         rois = boxes_to_rois(boxes)
         mask_logits = last.mask_head(attn_feats[0], pool_static(features, rois, last.mask_pool_size, last))
-        embeddings = self.model.track_head(pool_static(features, rois, last.box_pool_size, last))
+        embeddings = self.model.frame_embeddings(queries[0], attn_feats[0],
+                                                 lambda: pool_static(features, rois, last.box_pool_size, last))
         return cls_logits[0], boxes[0], mask_logits, embeddings
 
 

@@ -10,18 +10,30 @@ Choices the paper leaves open, made here (document them in docs/ too):
 - Inference keeps ONE detection per query: its highest-scoring class (a query stands for one object;
   letting one query emit several (class, score) pairs would start duplicate tracks of one object).
   Then the top ``max_per_frame`` queries by that score, minus those below ``score_threshold``.
+- The association embedding of a detection has one of four sources (``EMBEDDINGS``,
+  docs/design.md#association-embeddings): the track head ("track_head", MaskTrack R-CNN), the last
+  stage's output query ("queries") or its post-attention feature ("attention"), both L2-normalised and
+  scaled so that the tracker's dot product is ``embedding_scale`` x their cosine (MinVIS, Huang et al.,
+  NeurIPS 2022: the per-query features of an image-trained query-based segmenter associate instances
+  across frames without video training), or "none" (zeros: score, IoU and label decide alone).
+  Without a track head (an image QueryInst checkpoint, ``track_head=None``) the query sources remain.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...image.model import QueryInst
 from ...image.postprocess import paste_masks
 from ...image.types import ImageBatch, Targets
 from ...tracking.types import Detections
+from ..config import EMBEDDINGS
 from .losses import track_loss, track_targets
 from .track_head import TrackHead
 
@@ -52,18 +64,44 @@ class QueryInstVIS(nn.Module):
     """
     Args:
         detector: the image QueryInst (10 proposals, the video label set).
-        track_head: maps 7x7 RoI features to association embeddings.
+        track_head: maps 7x7 RoI features to association embeddings; None for an image QueryInst
+            checkpoint used for tracking (no training then: ``forward`` needs the track head).
         track_loss_weight: weight of the track loss (MaskTrack R-CNN: 1.0).
         max_per_frame / score_threshold / mask_threshold: inference settings (vis/config.py).
+        embedding: source of the association embedding at inference, one of ``EMBEDDINGS``.
+        embedding_scale: the tracker's dot product of two query embeddings is this times their cosine.
     """
 
-    def __init__(self, detector: QueryInst, track_head: TrackHead, track_loss_weight: float = 1.0,
-                 max_per_frame: int = 10, score_threshold: float = 0.05, mask_threshold: float = 0.5) -> None:
+    def __init__(self, detector: QueryInst, track_head: TrackHead | None, track_loss_weight: float = 1.0,
+                 max_per_frame: int = 10, score_threshold: float = 0.05, mask_threshold: float = 0.5,
+                 embedding: str = "track_head", embedding_scale: float = 10.0) -> None:
         super().__init__()
         self.detector = detector
         self.track_head = track_head
         self.track_loss_weight = track_loss_weight
         self.max_per_frame, self.score_threshold, self.mask_threshold = max_per_frame, score_threshold, mask_threshold
+        self.set_embedding(embedding, embedding_scale)
+
+    def set_embedding(self, source: str, scale: float = 10.0) -> None:
+        """Choose the association embedding's source (``EMBEDDINGS``) and the cosine scale of query sources."""
+        if source not in EMBEDDINGS:
+            raise ValueError(f"embedding source must be one of {EMBEDDINGS}, got {source!r}")
+        if source == "track_head" and self.track_head is None:
+            raise ValueError("embedding 'track_head': this model has no track head (an image QueryInst "
+                             "checkpoint); use 'queries', 'attention' or 'none'")
+        if not scale > 0:
+            raise ValueError(f"embedding scale must be > 0, got {scale}")
+        self.embedding, self.embedding_scale = source, float(scale)
+
+    def frame_embeddings(self, queries: Tensor, attn_feats: Tensor, box_feats: Callable[[], Tensor]) -> Tensor:
+        """Association embeddings [K, D] of K detections from their last-stage output queries [K, D],
+        post-attention features [K, D] and, called only for the track head, their 7x7 RoI features."""
+        if self.embedding == "track_head":
+            return self.track_head(box_feats())
+        if self.embedding == "none":
+            return queries.new_zeros((queries.shape[0], 1))
+        feats = queries if self.embedding == "queries" else attn_feats
+        return F.normalize(feats, dim=-1) * math.sqrt(self.embedding_scale)
 
     @property
     def device(self) -> torch.device:
@@ -79,6 +117,8 @@ class QueryInstVIS(nn.Module):
                 ref_targets: list[Targets]) -> dict[str, Tensor]:
         """Training on B pairs: key/ref images [3, H, W] in [0, 1] (same size per pair), targets with
         ``instance_ids``. Returns the detector's weighted losses on the key frames + ``loss_track``."""
+        if self.track_head is None:
+            raise ValueError("training QueryInst-VIS needs a track head (this model was built without one)")
         b = len(key_images)
         batch = self.detector.preprocess(list(key_images) + list(ref_images))
         features = self.detector.backbone(batch.tensors)
@@ -116,7 +156,9 @@ class QueryInstVIS(nn.Module):
             scores, labels, queries = select_detections(last.cls_logits[i], self.max_per_frame, self.score_threshold)
             boxes = last.boxes[i, queries]
             rois = torch.cat([boxes.new_full((len(queries), 1), i), boxes], 1)
-            emb = self.embed(raw.features, rois)
+            stage = self.detector.stages[-1]
+            emb = self.frame_embeddings(last.queries[i, queries], last.attn_feats[i, queries],
+                                        lambda: stage.pool(raw.features, rois, stage.box_pool_size))
             scale = boxes.new_tensor([ow / w, oh / h, ow / w, oh / h])
             if with_masks and len(queries):
                 logits = self.detector.stages[-1].predict_masks(raw.features, rois, last.attn_feats[i, queries])

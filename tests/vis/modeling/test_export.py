@@ -129,3 +129,16 @@ def test_torchscript_trace_matches_pytorch(tmp_path):
     with torch.no_grad():
         for a, b in zip(traced(batch.tensors, size), FrameNetwork(model)(batch.tensors, size)):
             assert _close(a, b)
+
+
+@pytest.mark.parametrize("source", ["queries", "attention"])
+def test_a_model_without_track_head_exports_its_query_embeddings(tmp_path, source):
+    """An image checkpoint tracks with query embeddings (vis/modeling/build.py): the graph carries them."""
+    model = _tiny_model()
+    model.track_head = None
+    model.set_embedding(source, 10.0)
+    onnx_model = OnnxQueryInstVIS(export_onnx(model, tmp_path / "q.onnx", 96, 128), num_threads=1)
+    images = [torch.rand(3, 96, 128, generator=torch.Generator().manual_seed(3))]
+    want, got = model.detect(images)[0], onnx_model.detect(images)[0]
+    assert torch.equal(got.query_indices, want.query_indices)
+    assert got.embeddings.shape == (10, 32) and _close(got.embeddings, want.embeddings)

@@ -41,6 +41,7 @@ def test_detect_keeps_one_detection_per_query_at_most_max_per_frame():
     cfg = tiny_vis_config()
     cfg.inference.score_threshold = 0.0
     cfg.inference.max_per_frame = 6
+    cfg.inference.embedding = "track_head"  # its 64-d output (the query sources: tests/vis/modeling/test_query_embeddings.py)
     model = build_queryinst_vis(cfg).eval()
     dets = model.detect([torch.rand(3, 64, 96)], orig_sizes=[(128, 192)])[0]
     assert len(dets.scores) == 6
@@ -123,6 +124,7 @@ def test_detect_equals_the_reference_implementation_bit_for_bit(plausible):
         torch.manual_seed(0)
         model = build_queryinst_vis(cfg).eval()
         model.score_threshold = 0.0
+    model.set_embedding("track_head")  # the reference's embeddings (the query sources: test_query_embeddings.py)
     g = torch.Generator().manual_seed(3)
     images = [torch.rand(3, 256, 320, generator=g), torch.rand(3, 224, 320, generator=g)]
     sizes = [(360, 450), (224, 320)]
