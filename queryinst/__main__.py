@@ -37,6 +37,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("benchmark", "time QueryInst-VIS against its peers and check the speed targets"),
     "synth": ("make_synthetic", "generate the synthetic datasets (COCO images, YouTube-VIS videos)"),
     "oracle": ("tracker_oracle", "score the online tracker alone on ground-truth detections"),
+    "compare-embeddings": ("compare_embeddings", "video AP of each association embedding (track head, queries, ...)"),
     "stream-memory": ("stream_memory", "peak memory of the streaming loop against video length"),
 }
 

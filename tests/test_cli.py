@@ -78,6 +78,8 @@ TOOLS_WRITING = [
     ("export_onnx", ["--out", "{bad}/m.onnx"]),
     ("track_video", ["--input", "assets/sample.mp4", "--output", "{bad}/out"]),
     ("tracker_oracle", ["--json", "v.json", "--frames", "f", "--json-out", "{bad}/t.json"]),
+    ("compare_embeddings", ["--weights", "w.pth", "--json", "v.json", "--frames", "f", "--gt", "g.json",
+                            "--json-out", "{bad}/t.json"]),
     ("train", ["--config", "configs/synthetic/image_tiny.yaml", "run.output_dir={bad}/run"]),
 ]
 

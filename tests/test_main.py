@@ -25,7 +25,8 @@ def test_every_tool_is_a_subcommand_and_every_subcommand_a_tool():
     expected = {"track": "track_video", "webcam": "webcam", "image": "demo_image", "train": "train", "test": "test",
                 "submit": "submit_ytvis", "eval": "eval_ytvis", "convert": "convert_to_ytvis",
                 "convert-mmdet": "convert_mmdet", "ytvis-to-coco": "ytvis_to_coco", "export": "export_onnx",
-                "benchmark": "benchmark", "synth": "make_synthetic", "oracle": "tracker_oracle"}
+                "benchmark": "benchmark", "synth": "make_synthetic", "oracle": "tracker_oracle",
+                "compare-embeddings": "compare_embeddings"}
     assert {name: SUBCOMMANDS[name][0] for name in expected} == expected
 
 

@@ -1,7 +1,11 @@
 """Run QueryInst-VIS on a YouTube-VIS split and write the submission zip.
 
-    python tools/submit_ytvis.py --config configs/vis/queryinst_vis_r50_ytvis19.yaml --weights W.pth \\
+    python tools/submit_ytvis.py --weights W.pth [--config C.yaml] \\
         --json data/ytvis2019/valid.json --frames data/ytvis2019/valid/JPEGImages --out results.zip
+
+The checkpoint's stored config is used unless --config is given. An image QueryInst checkpoint (no track
+head) tracks with its query embeddings (docs/design.md#association-embeddings); its classes must be the
+split's.
 
 Every video of the split goes through the online path (frame by frame: detector -> tracker), then
 per-track aggregation (mean score, majority category). The records are validated against the split
@@ -23,20 +27,20 @@ from pathlib import Path
 from queryinst import cli
 from queryinst.progress import announce
 from queryinst.image.atomic import write_json_atomic
-from queryinst.image.config import load_config
 from queryinst.image.distributed import cleanup, gather_to_main, get_rank, get_world_size, init_from_env
 from queryinst.tracking import OnlineTracker
-from queryinst.vis.config import VisConfig
 from queryinst.vis.data.ytvis import YTVISDataset
 from queryinst.vis.eval.submission import in_split_order, validate_results, write_results_zip
 from queryinst.vis.inference import predict_split
-from queryinst.vis.modeling.build import load_vis_model
+from queryinst.vis.modeling.build import load_vis_config, load_vis_model
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--weights", required=True, help="QueryInst-VIS checkpoint (tools/train.py, task: vis)")
+    parser.add_argument("--weights", required=True,
+                        help="QueryInst-VIS checkpoint (tools/train.py, task: vis), or an image QueryInst "
+                             "checkpoint, which tracks with its query embeddings")
+    parser.add_argument("--config", help="its config (default: the one stored in the checkpoint)")
     parser.add_argument("--json", required=True, help="the split's JSON (videos + categories)")
     parser.add_argument("--frames", required=True, help="the split's JPEGImages folder")
     parser.add_argument("--out", default="results.zip", help="submission zip to write")
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.check_output_file(args.out, "submission zip")  # before the inference, not after it
         if args.results_json:
             cli.check_output_file(args.results_json, "results JSON")
-        cfg = load_config(args.config, args.overrides, schema=VisConfig)
+        cfg, _ = load_vis_config(args.config, args.weights, args.overrides)
         split = YTVISDataset(args.json, args.frames)
         if split.num_classes != cfg.model.num_classes:
             raise ValueError(f"{args.json}: {split.num_classes} categories, the model has {cfg.model.num_classes}")
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         init_from_env(device)  # torchrun: join the group; one process: nothing
         rank, world = get_rank(), get_world_size()
         announce(f"loading the model ({args.weights}) ...")
-        _, model, _, _ = load_vis_model(cfg, args.weights, device=device)
+        _, model, _, _ = load_vis_model(args.config, args.weights, args.overrides, device=device)
         # Under torchrun each rank tracks every world-th video; rank 0 gathers and writes. Videos are
         # independent (the tracker restarts per video), so the merged records equal one process's.
         records = predict_split(model, OnlineTracker(cfg.tracker), split.videos[rank::world], split.cat_ids,

@@ -1,15 +1,18 @@
 """Track the instances of videos with QueryInst-VIS: annotated video + JSON per input.
 
     python tools/track_video.py --input clip.mp4 [clip2.avi frames_dir/ 'shots/*.png' ...] --output out/ \\
-        [--config C.yaml --weights W.pth] [--device auto] [--threads N] [--stride 2] [--max-size 1280] \\
+        [--weights W.pth [--config C.yaml]] [--device auto] [--threads N] [--stride 2] [--max-size 1280] \\
         [--start 3 --end 10] [--score-thr 0.3] [--batch-frames 4] [--no-video] [--png-masks] [--trails] \\
         [--mot] [--mots] [--backend onnxruntime] [key=value ...]
 
 A thin layer over the Python API: ``VideoTracker.track_to_files`` (vis/api.py, vis/outputs.py).
 Under ``torchrun --nproc_per_node N`` the inputs are shared out over the processes (each on its own device),
 each writing its inputs' outputs: the output folder ends as one process leaves it.
-Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, shipped
-in the package and found by queryinst/resources.py, whatever the current directory).
+Without --weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, shipped in the
+package and found by queryinst/resources.py, whatever the current directory). --weights may also be an image
+QueryInst checkpoint (ours, or converted from mmdetection): it tracks with its query embeddings, no video
+training needed (docs/design.md#association-embeddings). The checkpoint's stored config is used unless
+--config is given.
 Dotted config overrides (``tracker.mode=masktrack``) may stand anywhere, also among the inputs: an argument
 of the form ``section.key=value`` that is not an existing file is an override.
 Inputs: video files (decord, OpenCV fallback), image folders (natural order) or globs of images.
@@ -44,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", required=True, help="video files, image folders or image globs")
     parser.add_argument("--output", required=True, help="folder for the results (created if needed)")
-    parser.add_argument("--config", help=f"VIS config (default: the demo model's, {DEMO_CONFIG})")
-    parser.add_argument("--weights", help=f"VIS checkpoint (default: the demo model, {DEMO_WEIGHTS})")
+    parser.add_argument("--weights", help="QueryInst-VIS checkpoint, or an image QueryInst checkpoint (tracked by "
+                                           f"its query embeddings); default: the demo model, {DEMO_WEIGHTS}")
+    parser.add_argument("--config", help=f"the checkpoint's config (default: the one stored in it; demo: {DEMO_CONFIG})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     cli.add_threads_argument(parser)
     parser.add_argument("--stride", type=int, default=1, help="process every N-th frame")

@@ -1,6 +1,6 @@
 """Live QueryInst-VIS demo: camera -> newest frame -> model + online tracker -> display / recording.
 
-    python tools/webcam.py --source 0 [--config C.yaml --weights W.pth] [--no-display] [--record demo.mp4] \\
+    python tools/webcam.py --source 0 [--weights W.pth [--config C.yaml]] [--no-display] [--record demo.mp4] \\
         [--max-frames 300] [--max-size 640] [--score-thr 0.3] [--trails]
 
 --source: a camera index (0), a stream URL (rtsp://..., http://...) or a video file, which stands in for a
@@ -8,8 +8,11 @@ camera: it is paced at its own frame rate. A capture thread keeps only the newes
 runs detection + tracking (one tracker for the whole session) on whatever frame is newest when it is
 ready, so when inference is slower than the camera, frames are dropped instead of queued
 (docs/design.md#the-four-uses).
-Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, shipped
-in the package and found by queryinst/resources.py, whatever the current directory).
+Without --weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, shipped in the
+package and found by queryinst/resources.py, whatever the current directory). --weights may also be an image
+QueryInst checkpoint (ours, or converted from mmdetection): it tracks with its query embeddings, no video
+training needed (docs/design.md#association-embeddings). The checkpoint's stored config is used unless
+--config is given.
 
 Display (when a display and an OpenCV GUI exist; --no-display forces headless): q or Esc quits, space
 pauses/resumes, s saves a snapshot PNG (webcam_snapshot_<n>.png in the current folder). Every frame shows
@@ -57,8 +60,9 @@ QUIT_KEYS = (ord("q"), 27)  # q, Esc
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="0", help="camera index, stream URL or video file (default 0)")
-    parser.add_argument("--config", help=f"VIS config (default: the demo model's, {DEMO_CONFIG})")
-    parser.add_argument("--weights", help=f"VIS checkpoint (default: the demo model, {DEMO_WEIGHTS})")
+    parser.add_argument("--weights", help="QueryInst-VIS checkpoint, or an image QueryInst checkpoint (tracked by "
+                                           f"its query embeddings); default: the demo model, {DEMO_WEIGHTS}")
+    parser.add_argument("--config", help=f"the checkpoint's config (default: the one stored in it; demo: {DEMO_CONFIG})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     cli.add_threads_argument(parser)
     parser.add_argument("--no-display", action="store_true", help="run headless (no window)")

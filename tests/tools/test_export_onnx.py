@@ -59,7 +59,7 @@ def test_export_tool_writes_a_loadable_model_with_metadata(model_files, tmp_path
 def test_export_tool_reports_a_missing_checkpoint(tmp_path, capsys):
     code = load_tool("export_onnx").main(["--config", "nope.yaml", "--weights", "nope.pth", "--out", str(tmp_path / "x.onnx")])
     lines = error_lines(capsys.readouterr().err)
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and "nope.yaml" in lines[0]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and "nope.pth" in lines[0]
 
 
 def test_track_video_onnxruntime_backend_gives_the_pytorch_tracks(model_files, tmp_path):
