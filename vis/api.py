@@ -136,12 +136,14 @@ class VideoTracker:
         """Load a QueryInst-VIS checkpoint (``"demo"``: the shipped demo model) for tracking.
 
         weights/config: a checkpoint written by tools/train.py and its config (None: the config stored
-            in the checkpoint's directory is not guessed; give it, or use "demo").
+            in the checkpoint's directory is not guessed; give it, or use "demo"); or a registered name
+            (queryinst/weights.py, docs/model_zoo.md), fetched into the cache once, with or without config.
         device: "auto" | "cpu" | "cuda".
         overrides: dotted config overrides, ``["tracker.mode=masktrack"]`` or ``{"tracker.mode": "masktrack"}``.
         options: shortcuts: ``score_threshold=0.3``; any other ``section__key=value`` becomes an
             override (``tracker__duplicate_iou=0.7``).
         """
+        from ..weights import looks_like_name
         from .modeling.build import load_vis_model
 
         items = [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
@@ -152,9 +154,9 @@ class VideoTracker:
                 raise ValueError("the demo model brings its own config; give config= only with a checkpoint path")
             cfg_path, weights_path = None, None
         else:
-            if config is None:
+            if config is None and not looks_like_name(os.fspath(weights)):  # a name: load_vis_model resolves it
                 raise ValueError(f"{weights}: give the checkpoint's config too (config=...)")
-            cfg_path, weights_path = os.fspath(config), os.fspath(weights)
+            cfg_path, weights_path = None if config is None else os.fspath(config), os.fspath(weights)
         cfg, model, names, cat_ids = load_vis_model(cfg_path, weights_path, items, device, score_thr)
         return cls(model, cfg, names, cat_ids)
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from queryinst import resources
+from queryinst.weights import resolve_weights
 
 from ...image.build import build_queryinst
 from ...image.checkpoint import load_checkpoint, read_model_state
@@ -121,6 +122,7 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
     """
     from queryinst.cli import select_device
 
+    weights = None if weights is None else resolve_weights(weights)  # a registered name -> its cached file
     if (config is None) != (weights is None):
         raise ValueError("give both --config and --weights, or neither (the demo model)")
     if config is None:
