@@ -14,6 +14,7 @@ import os
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -331,7 +332,7 @@ def test_a_checkpoint_of_ours_is_downloaded_as_is_and_loads(tmp_path, register, 
 
 
 # --------------------------------------------------------------------------------------------------
-# The hooks: the VIS loader
+# The hooks: the VIS loader and the tools
 # --------------------------------------------------------------------------------------------------
 def test_the_vis_loader_and_video_tracker_take_a_name(tmp_path, register, server, home):
     from queryinst import VideoTracker
@@ -351,3 +352,46 @@ def test_the_vis_loader_and_video_tracker_take_a_name(tmp_path, register, server
     tracker = VideoTracker.from_pretrained("tiny_vis", config=tmp_path / "vis.yaml", device="cpu")
     assert len(list(tracker.track([np.zeros((64, 96, 3), np.uint8)] * 2))) == 2
     assert server.requests == ["/vis.pth"]
+
+
+def test_demo_image_takes_a_name_and_draws_coco_names(tiny_coco, server, home, tmp_path, load_tool, monkeypatch,
+                                                      capsys):
+    image = np.zeros((70, 110, 3), np.uint8)
+    cv2.circle(image, (50, 35), 20, (255, 80, 0), -1)
+    cv2.imwrite(str(tmp_path / "photo.png"), image)
+    drawn: list[str] = []
+    put_text = cv2.putText
+
+    def recording_put_text(canvas, text, *args, **kwargs):
+        drawn.append(text)
+        return put_text(canvas, text, *args, **kwargs)
+
+    monkeypatch.setattr(cv2, "putText", recording_put_text)
+    status = load_tool("demo_image").main(["--weights", "tiny_coco", "--input", str(tmp_path / "photo.png"),
+                                           "--output", str(tmp_path / "out"), "--score-thr", "0", "--threads", "1"])
+    assert status == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "photo.png").is_file()
+    assert len(drawn) == 5 and all(text.rsplit(" ", 1)[0] in COCO_CLASSES for text in drawn)  # "name score"
+    assert server.requests == [TINY_FILE] and "downloading tiny_coco from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tool,args", [
+    ("demo_image", ["--input", "{png}", "--output", "{out}"]),
+    ("test", ["--config", "configs/synthetic/image_tiny.yaml", "--out", "{out}"]),
+    ("track_video", ["--input", "assets/sample.mp4", "--output", "{out}",
+                     "--config", "configs/synthetic/vis_demo.yaml"]),
+])
+def test_tools_report_a_bad_name_or_no_network_in_one_line(tool, args, register, home, tmp_path, load_tool,
+                                                           capsys, monkeypatch):
+    monkeypatch.chdir(repo.REPO_ROOT)
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((32, 32, 3), np.uint8))
+    url = closed_port_url()
+    register(offline=entry(url, PAYLOAD))
+    argv = [a.format(png=tmp_path / "photo.png", out=tmp_path / "out") for a in args] + ["--threads", "1"]
+    main = load_tool(tool).main
+    for name, expected in (("queryinst_r50_3x_coco", "did you mean 'queryinst_r50_ms3x_coco'? known names: "),
+                           ("offline", f"cannot download offline from {url}: Connection refused (no network?)")):
+        assert main([*argv, "--weights", name]) == 2
+        lines = repo.error_lines(capsys.readouterr().err)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not (tmp_path / "out").exists() and cache_files(home) == []

@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from queryinst import cli
+from queryinst import cli, weights
 from queryinst.progress import announce
 from queryinst.image.atomic import write_json_atomic
 from queryinst.image.config import load_config
@@ -36,7 +36,8 @@ from queryinst.vis.modeling.build import load_vis_model
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--weights", required=True, help="QueryInst-VIS checkpoint (tools/train.py, task: vis)")
+    parser.add_argument("--weights", required=True,
+                        help=f"QueryInst-VIS checkpoint (tools/train.py, task: vis) or {weights.NAME_HELP}")
     parser.add_argument("--json", required=True, help="the split's JSON (videos + categories)")
     parser.add_argument("--frames", required=True, help="the split's JPEGImages folder")
     parser.add_argument("--out", default="results.zip", help="submission zip to write")

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from queryinst import cli
+from queryinst import cli, weights
 from queryinst.progress import announce
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="0", help="camera index, stream URL or video file (default 0)")
     parser.add_argument("--config", help=f"VIS config (default: the demo model's, {DEMO_CONFIG})")
-    parser.add_argument("--weights", help=f"VIS checkpoint (default: the demo model, {DEMO_WEIGHTS})")
+    parser.add_argument("--weights",
+                        help=f"VIS checkpoint or {weights.NAME_HELP} (default: the demo model, {DEMO_WEIGHTS})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     cli.add_threads_argument(parser)
     parser.add_argument("--no-display", action="store_true", help="run headless (no window)")
