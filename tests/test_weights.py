@@ -145,6 +145,15 @@ def test_the_shipped_registry_holds_mmdetections_five_queryinst_coco_models(home
         assert cfg.solver.epochs == (12 if folder.endswith("_1x_coco") else 36), name
 
 
+def test_the_model_zoo_page_lists_every_registered_name(home):
+    text = (repo.REPO_ROOT / "docs" / "model_zoo.md").read_text(encoding="utf-8")
+    for name, e in load_registry().items():
+        rows = [line for line in text.splitlines() if line.startswith("|") and f"`{name}`" in line]
+        assert len(rows) == 1, f"docs/model_zoo.md: no table row for `{name}`"
+        cells = [c.strip() for c in rows[0].split("|")]
+        assert f"{e.box_ap:.1f}" in cells and f"{e.mask_ap:.1f}" in cells and e.sha256 in rows[0], name
+
+
 @pytest.mark.parametrize("change,problem", [
     ({"url": "ftp://host/x.pth"}, "url must start with https://, http:// or file://"),
     ({"sha256": "5A8F"}, "sha256 must be 8 to 64 lowercase hex digits"),
