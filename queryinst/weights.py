@@ -375,11 +375,3 @@ def resolve_weights(name_or_path: str | os.PathLike, progress: bool = True, *,
     if entry is None:
         raise WeightsError(unknown_name_message(text, list(entries)))
     return fetch(entry, progress, home)
-
-
-def entry_for(name_or_path: str | os.PathLike, registry: str | os.PathLike | None = None) -> WeightsEntry | None:
-    """The registry entry of a name (None for a path or an existing file)."""
-    text = os.fspath(name_or_path)
-    if os.path.isfile(text) or not looks_like_name(text):
-        return None
-    return load_registry(registry).get(text)
