@@ -7,7 +7,8 @@ this file only maps the folders onto package names, so that the repository keeps
   and each of their subfolders with an ``__init__.py`` (``vis/modeling/`` -> ``queryinst.vis.modeling``, ...);
   ``tools/`` -> ``queryinst.tools`` (the command-line tools, run by ``queryinst <subcommand>``);
 - data: ``configs/`` -> ``queryinst.configs`` (every YAML config), ``models/`` -> ``queryinst.models`` (the demo
-  model, ``models/demo/*.pth`` only), ``assets/`` -> ``queryinst.assets`` (the sample clip). Each of these
+  model, ``models/demo/*.pth`` only), ``assets/`` -> ``queryinst.assets`` (the sample clip), and
+  ``queryinst/weights.yaml`` (the registry of weights by name, queryinst/weights.py). Each of these
   folders has an empty ``__init__.py`` so that ``importlib.resources.files("queryinst.configs")`` finds it
   in an installed wheel and in the editable install alike (``queryinst/resources.py``).
 """
@@ -41,6 +42,6 @@ DATA_PACKAGES = {name: folder for folder, name, _ in DATA}
 setup(
     packages=["queryinst", *SUBPACKAGES, *DATA_PACKAGES],
     package_dir={"queryinst": "queryinst", **SUBPACKAGES, **DATA_PACKAGES},
-    package_data={name: globs for _, name, globs in DATA},
+    package_data={"queryinst": ["weights.yaml"], **{name: globs for _, name, globs in DATA}},  # + the weights registry
     include_package_data=False,  # exactly the globs above: no work_dirs/, no stray checkpoints
 )

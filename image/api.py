@@ -8,7 +8,8 @@
     overlay = result.plot(score_threshold=0.3)     # RGB uint8, masks, boxes, names, scores
 
 Checkpoints converted from mmdetection (tools/convert_mmdet.py) carry their config and class names,
-so ``config`` may be left out for them.
+so ``config`` may be left out for them. A registered name (``Predictor.from_pretrained("queryinst_r50_ms3x_coco")``,
+docs/model_zoo.md) is downloaded and converted once into the cache (queryinst/weights.py).
 """
 from __future__ import annotations
 
@@ -110,6 +111,7 @@ class Predictor:
                         device: str | None = "auto", overrides: list[str] | tuple[str, ...] = ()) -> Predictor:
         """Load a QueryInst checkpoint (ours, or converted from mmdetection) for inference.
 
+        weights: a checkpoint file, or a registered name (queryinst/weights.py: fetched into the cache once).
         config: its config file; None uses the config stored in the checkpoint (written by tools/train.py
         and tools/convert_mmdet.py). device: "auto" | "cpu" | "cuda", None for the config's ``run.device``.
         Class names: the checkpoint's (stored by training), else the categories of ``data.val_json``
@@ -119,10 +121,11 @@ class Predictor:
         from .checkpoint import load_checkpoint
         from .config import Config, config_from_dict, load_config, merge_into, parse_overrides
         from ..cli import select_device
+        from ..weights import resolve_weights
         from .fuse import fold_batchnorm
         from .safe_load import read_torch_file
 
-        weights = os.fspath(weights)
+        weights = resolve_weights(weights)  # a registered name -> its cached checkpoint; a path unchanged
         if config is not None:
             cfg = load_config(os.fspath(config), list(overrides), schema=Config)
         else:

@@ -25,6 +25,7 @@ import pickle
 import re
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -331,7 +332,8 @@ class ConversionSummary:
 
 
 def convert_mmdet_checkpoint(src: str, dst: str, cfg: Config | None = None, stub_unknown_objects: bool = False,
-                             overwrite: bool = False) -> ConversionSummary:
+                             overwrite: bool = False, class_names: Sequence[str] | None = None,
+                             source: dict[str, str] | None = None) -> ConversionSummary:
     """Convert the mmdetection checkpoint ``src`` into our checkpoint ``dst`` (``checkpoint.py`` layout).
 
     The model is built, loaded strictly with the converted tensors and saved atomically (temp file +
@@ -342,6 +344,8 @@ def convert_mmdet_checkpoint(src: str, dst: str, cfg: Config | None = None, stub
         cfg: a config that must agree with the weights (``config_from_mmdet_state``); None: derived.
         stub_unknown_objects: read files whose metadata pickles objects that weights_only refuses.
         overwrite: replace an existing ``dst``.
+        class_names: the names to store (one per class); None: ``class_names_for`` the file's meta.
+        source: further provenance stored in ``extra["source"]`` (queryinst/weights.py: name, url, sha256).
 
     Raises:
         FileNotFoundError, FileExistsError, ValueError: naming the file and the problem.
@@ -358,10 +362,17 @@ def convert_mmdet_checkpoint(src: str, dst: str, cfg: Config | None = None, stub
         raise ValueError(f"{src}: {e}") from None
     model = build_queryinst(resolved)
     model.load_state_dict(ours, strict=True)
-    names = class_names_for(ckpt.meta, resolved.model.num_classes)
-    source = {"format": "mmdetection", "file": os.path.basename(src)}
+    if class_names is None:
+        names = class_names_for(ckpt.meta, resolved.model.num_classes)
+    elif len(class_names) == resolved.model.num_classes:
+        names = [str(n) for n in class_names]
+    else:
+        raise ValueError(f"{src}: {len(class_names)} class names given for a model of "
+                         f"{resolved.model.num_classes} classes")
+    provenance = {"format": "mmdetection", "file": os.path.basename(src)}
     for key in ("mmdet_version", "mmengine_version"):
         if isinstance(ckpt.meta.get(key), str):
-            source[key] = ckpt.meta[key]
-    save_checkpoint(dst, model, None, None, 0, 0, resolved, extra={"class_names": names, "source": source})
+            provenance[key] = ckpt.meta[key]
+    provenance.update(source or {})
+    save_checkpoint(dst, model, None, None, 0, 0, resolved, extra={"class_names": names, "source": provenance})
     return ConversionSummary(resolved, names, len(ours))

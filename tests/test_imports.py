@@ -1,6 +1,6 @@
 """Import cost and import hygiene, each checked in a fresh interpreter (``sys.modules`` after the import):
 
-- ``queryinst.tracking`` and ``queryinst.cli`` load no torch;
+- ``queryinst.tracking``, ``queryinst.cli`` and ``queryinst.weights`` load no torch;
 - the JSON-only tools start without the training engine (``ytvis_to_coco`` and ``convert_to_ytvis``
   without torch at all);
 - the streaming loop, the model loader and the tracking tool never import the benchmark harness;
@@ -35,8 +35,8 @@ def _tool(name: str) -> str:
 
 
 def test_tracker_and_cli_import_no_torch():
-    loaded = _modules_after("import queryinst.tracking, queryinst.cli")
-    assert "queryinst.tracking.tracker" in loaded and "queryinst.cli" in loaded
+    loaded = _modules_after("import queryinst.tracking, queryinst.cli, queryinst.weights")
+    assert "queryinst.tracking.tracker" in loaded and "queryinst.cli" in loaded and "queryinst.weights" in loaded
     assert "torch" not in loaded
 
 

@@ -64,7 +64,7 @@ def test_wheel_holds_the_package_data_tools_license_and_entry_point(wheel):
     tools = {f"queryinst/tools/{p.name}" for p in (REPO_ROOT / "tools").glob("*.py")}
     assert len(configs) >= 10 and configs <= names
     assert len(tools) >= 17 and tools <= names
-    assert {"queryinst/__main__.py", "queryinst/resources.py", "queryinst/assets/sample.mp4",
+    assert {"queryinst/__main__.py", "queryinst/resources.py", "queryinst/weights.yaml", "queryinst/assets/sample.mp4",
             f"{info}/licenses/LICENSE"} <= names
     assert demo_size == (REPO_ROOT / "models" / "demo" / "vis_synthetic.pth").stat().st_size
     assert not {n for n in names if n.startswith(("tests/", "docs/", "work_dirs/", "queryinst/docs"))}

@@ -2,9 +2,15 @@
 
     python tools/demo_image.py --config configs/synthetic/image_tiny.yaml --weights work_dirs/x/last.pth \\
         --input photo.jpg|folder --output out_dir [--score-thr 0.3] [key=value ...]
+    python tools/demo_image.py --weights queryinst_r50_ms3x_coco --input photo.jpg
 
-One PNG per input image, ``<output>/<input stem>.png``, each written to a temporary file and renamed.
-Class names come from the checkpoint (stored by training), else from ``data.val_json``'s categories.
+--weights takes a checkpoint file or a registered name (docs/model_zoo.md): mmdetection's COCO QueryInst
+models are downloaded, checked and converted once into $QUERYINST_HOME (default ~/.cache/queryinst).
+Without --config the config stored in the checkpoint is used (tools/train.py and tools/convert_mmdet.py
+store it). One PNG per input image, ``<output>/<input stem>.png`` (default output: outputs/demo_image),
+each written to a temporary file and renamed.
+Class names come from the checkpoint (stored by training and conversion: COCO's 80 for mmdetection's
+models), else from ``data.val_json``'s categories.
 Errors print one ``error: ...`` line and exit with status 2. An unreadable image of a folder is skipped:
 the others are drawn, each bad file gets a ``warning: skipped ...`` line at the end, and the exit status is 3.
 """
@@ -17,19 +23,21 @@ import sys
 
 import cv2
 
-from queryinst import cli
+from queryinst import cli, weights
 from queryinst.progress import announce
 from queryinst.image.api import Predictor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_OUTPUT = "outputs/demo_image"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--weights", required=True)
+    parser.add_argument("--config", help="the checkpoint's config (default: the config stored in the checkpoint)")
+    parser.add_argument("--weights", required=True, help=f"a QueryInst checkpoint or {weights.NAME_HELP}")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
-    parser.add_argument("--output", required=True, help="folder for the overlay PNGs")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT,
+                        help=f"folder for the overlay PNGs (default: {DEFAULT_OUTPUT})")
     parser.add_argument("--score-thr", type=float, default=0.3, help="draw detections scoring at least this")
     cli.add_threads_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from queryinst import cli
+from queryinst import cli, weights
 from queryinst.progress import announce
 from queryinst.vis.modeling.build import load_vis_model
 from queryinst.vis.modeling.export import FrameNetwork, OnnxQueryInstVIS, export_onnx, export_torchscript
@@ -28,7 +28,7 @@ from queryinst.vis.modeling.export import FrameNetwork, OnnxQueryInstVIS, export
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="VIS config (default: the demo model's)")
-    parser.add_argument("--weights", help="VIS checkpoint (default: the demo model)")
+    parser.add_argument("--weights", help=f"VIS checkpoint or {weights.NAME_HELP} (default: the demo model)")
     parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
     parser.add_argument("--height", type=int, help="example padded height (default: from the config)")
     parser.add_argument("--width", type=int, help="example padded width (default: from the config)")

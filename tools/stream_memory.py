@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from queryinst import cli, resources
+from queryinst import cli, resources, weights
 from queryinst.image.config import load_config
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--config", default=str(resources.config("synthetic/vis_tiny.yaml")))
-    parser.add_argument("--weights", default="", help="a QueryInst-VIS checkpoint; random weights if empty")
+    parser.add_argument("--weights", default="",
+                        help=f"a QueryInst-VIS checkpoint or {weights.NAME_HELP}; random weights if empty")
     cli.add_threads_argument(parser)
     args = parser.parse_args(argv)
     cli.apply_threads(args.threads)

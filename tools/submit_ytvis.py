@@ -24,7 +24,7 @@ import logging
 import sys
 from pathlib import Path
 
-from queryinst import cli
+from queryinst import cli, weights
 from queryinst.progress import announce
 from queryinst.image.atomic import write_json_atomic
 from queryinst.image.distributed import cleanup, gather_to_main, get_rank, get_world_size, init_from_env
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True,
                         help="QueryInst-VIS checkpoint (tools/train.py, task: vis), or an image QueryInst "
-                             "checkpoint, which tracks with its query embeddings")
+                             f"checkpoint, which tracks with its query embeddings, or {weights.NAME_HELP}")
     parser.add_argument("--config", help="its config (default: the one stored in the checkpoint)")
     parser.add_argument("--json", required=True, help="the split's JSON (videos + categories)")
     parser.add_argument("--frames", required=True, help="the split's JPEGImages folder")

@@ -2,6 +2,10 @@
 
     python tools/test.py --config configs/image/queryinst_r50_1x_coco.yaml --weights work_dirs/x/last.pth \\
         [--out DIR] [key=value ...]
+    python tools/test.py --config configs/image/queryinst_r50_1x_coco.yaml --weights queryinst_r50_1x_coco
+
+--weights takes a checkpoint file or a registered name (docs/model_zoo.md: mmdetection's COCO models,
+downloaded, checked and converted once into $QUERYINST_HOME, default ~/.cache/queryinst).
 
 The checkpoint must have been trained with the same model config (a differing key is an error naming it).
 Prints the 12 COCO bbox and 12 segm numbers; writes ``DIR/metrics.json`` and ``DIR/results.json``
@@ -21,12 +25,14 @@ from queryinst.image.build import build_queryinst
 from queryinst.image.checkpoint import load_checkpoint
 from queryinst.image.config import Config, load_config
 from queryinst.image.engine import build_test_loader, build_val_set, evaluate, write_json
+from queryinst.weights import NAME_HELP, resolve_weights
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="the YAML config the checkpoint was trained with")
-    parser.add_argument("--weights", required=True, help="checkpoint (.pth) or bare state_dict")
+    parser.add_argument("--weights", required=True,
+                        help=f"checkpoint (.pth) or bare state_dict, or {NAME_HELP}")
     parser.add_argument("--out", default=None,
                         help="folder for metrics.json and results.json (default: run.output_dir)")
     cli.add_threads_argument(parser)
@@ -51,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         device = cli.select_device(cfg.run.device)
         cli.apply_threads(args.threads)
         announce(f"loading the model ({args.weights}) ...")
+        weights = resolve_weights(args.weights)  # a registered name -> its cached checkpoint (queryinst/weights.py)
         cfg.model.pretrained = ""  # every weight comes from --weights: no ImageNet download
         model = build_queryinst(cfg)
-        load_checkpoint(args.weights, model, cfg=cfg, map_location="cpu")
+        load_checkpoint(weights, model, cfg=cfg, map_location="cpu")
         model.to(device)
         dataset, evaluator = build_val_set(cfg)
         metrics = evaluate(model, build_test_loader(cfg, dataset), evaluator)

@@ -35,7 +35,7 @@ import logging
 import sys
 from pathlib import Path
 
-from queryinst import cli
+from queryinst import cli, weights
 from queryinst.progress import announce
 from queryinst.vis.api import VideoTracker
 from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", nargs="+", required=True, help="video files, image folders or image globs")
     parser.add_argument("--output", required=True, help="folder for the results (created if needed)")
     parser.add_argument("--weights", help="QueryInst-VIS checkpoint, or an image QueryInst checkpoint (tracked by "
-                                           f"its query embeddings); default: the demo model, {DEMO_WEIGHTS}")
+                                           f"its query embeddings), or {weights.NAME_HELP}; "
+                                           f"default: the demo model, {DEMO_WEIGHTS}")
     parser.add_argument("--config", help=f"the checkpoint's config (default: the one stored in it; demo: {DEMO_CONFIG})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     cli.add_threads_argument(parser)

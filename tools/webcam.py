@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from queryinst import cli
+from queryinst import cli, weights
 from queryinst.progress import announce
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.config import VisConfig
@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="0", help="camera index, stream URL or video file (default 0)")
     parser.add_argument("--weights", help="QueryInst-VIS checkpoint, or an image QueryInst checkpoint (tracked by "
-                                           f"its query embeddings); default: the demo model, {DEMO_WEIGHTS}")
+                                           f"its query embeddings), or {weights.NAME_HELP}; "
+                                           f"default: the demo model, {DEMO_WEIGHTS}")
     parser.add_argument("--config", help=f"the checkpoint's config (default: the one stored in it; demo: {DEMO_CONFIG})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     cli.add_threads_argument(parser)

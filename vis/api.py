@@ -136,7 +136,8 @@ class VideoTracker:
         """Load a checkpoint (``"demo"``: the shipped demo model) for tracking.
 
         weights: a QueryInst-VIS checkpoint, or an image QueryInst checkpoint (ours, or converted from
-            mmdetection), which tracks with its query embeddings (docs/design.md#association-embeddings).
+            mmdetection), which tracks with its query embeddings (docs/design.md#association-embeddings);
+            or a registered name (queryinst/weights.py, docs/model_zoo.md), fetched into the cache once.
         config: its config (None: the config stored in the checkpoint).
         device: "auto" | "cpu" | "cuda".
         overrides: dotted config overrides, ``["tracker.mode=masktrack"]`` or ``{"tracker.mode": "masktrack"}``.

@@ -203,6 +203,22 @@ def test_existing_output_is_kept(tmp_path):
     assert dst.read_bytes() == b"precious"
 
 
+def test_given_class_names_and_source_are_stored(tmp_path, tiny_cfg):
+    from queryinst.image.build import build_queryinst
+
+    torch.manual_seed(0)
+    state = to_mmdet_state_dict(build_queryinst(tiny_cfg).state_dict())
+    torch.save({"meta": {"CLASSES": ("x", "y", "z")}, "state_dict": state}, tmp_path / "in.pth")
+    with pytest.raises(ValueError, match="2 class names given for a model of 3 classes"):
+        convert_mmdet_checkpoint(str(tmp_path / "in.pth"), str(tmp_path / "out.pth"), tiny_cfg, class_names=["a", "b"])
+    assert not (tmp_path / "out.pth").exists()
+    convert_mmdet_checkpoint(str(tmp_path / "in.pth"), str(tmp_path / "out.pth"), tiny_cfg,
+                             class_names=("cube", "ball", "cone"), source={"url": "https://example.org/in.pth"})
+    extra = torch.load(tmp_path / "out.pth", map_location="cpu", weights_only=True)["extra"]
+    assert extra["class_names"] == ["cube", "ball", "cone"]  # not the file's own x, y, z
+    assert extra["source"] == {"format": "mmdetection", "file": "in.pth", "url": "https://example.org/in.pth"}
+
+
 def test_class_names():
     assert class_names_for({}, 80) == list(COCO_CLASSES)
     assert class_names_for({"dataset_meta": {"classes": ("a", "b")}}, 2) == ["a", "b"]

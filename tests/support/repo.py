@@ -29,10 +29,15 @@ def load_tool(name: str) -> ModuleType:
     return module
 
 
+# Status lines a tool may print on stderr before an error: the model loader's, and queryinst/weights.py's
+# while it fetches a registered name.
+ANNOUNCEMENTS = ("loading the model", "downloading ", "converting ", "waiting for another process")
+
+
 def error_lines(stderr: str) -> list[str]:
     """The lines of a tool's stderr but its status announcements (``loading the model ...``, printed
-    before the model loads): what the one-line error convention is about."""
-    return [line for line in stderr.strip().splitlines() if not line.startswith("loading the model")]
+    before the model loads; ``downloading NAME ...``): what the one-line error convention is about."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith(ANNOUNCEMENTS)]
 
 
 def tiny_config(vis: bool = False, narrow: bool = False, **model: Any):

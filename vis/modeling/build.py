@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from queryinst import resources
+from queryinst.weights import resolve_weights
 
 from ...image.build import build_queryinst
 from ...image.checkpoint import load_checkpoint, read_model_state, read_model_state_from
@@ -141,7 +142,7 @@ def load_vis_config(config: str | os.PathLike | VisConfig | None, weights: str |
     QueryInst-VIS checkpoint. config: a YAML (task vis, or task image for an image checkpoint), an
     already loaded ``VisConfig`` (used as is), or None for the config stored in the checkpoint.
     overrides: dotted overrides of the VisConfig (``tracker.mode=masktrack``)."""
-    weights = os.fspath(weights)
+    weights = resolve_weights(os.fspath(weights))  # a registered name -> its cached file
     kind, stored = _checkpoint_kind(weights)
     if isinstance(config, VisConfig):
         if kind == "image":
@@ -198,6 +199,7 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
     """
     from queryinst.cli import select_device
 
+    weights = None if weights is None else resolve_weights(weights)  # a registered name -> its cached file
     if weights is None and config is not None:
         raise ValueError("--config needs --weights (its checkpoint); give neither for the demo model")
     if weights is None:
