@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help="QueryInst-VIS checkpoint, or an image QueryInst checkpoint (tracked by "
                                            f"its query embeddings), or {weights.NAME_HELP}; "
                                            f"default: the demo model, {DEMO_WEIGHTS}")
-    parser.add_argument("--config", help=f"the checkpoint's config (default: the one stored in it; demo: {DEMO_CONFIG})")
+    parser.add_argument("--config",
+                        help=f"the checkpoint's config (default: the one stored in it; demo: {DEMO_CONFIG})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     cli.add_threads_argument(parser)
     parser.add_argument("--no-display", action="store_true", help="run headless (no window)")

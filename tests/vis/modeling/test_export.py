@@ -43,6 +43,7 @@ def exported(tmp_path_factory):
 
 def test_frame_network_equals_the_models_raw_outputs():
     model = _tiny_model()
+    model.set_embedding("track_head")  # the default query embeddings: test_a_model_without_track_head_...
     batch = model.detector.preprocess([torch.rand(3, 90, 120)])
     with torch.no_grad():
         cls_logits, boxes, mask_logits, embeddings = FrameNetwork(model)(batch.tensors, torch.tensor([90.0, 120.0]))
