@@ -10,6 +10,7 @@ import builtins
 import errno
 import hashlib
 import io
+import json
 import os
 import threading
 from pathlib import Path
@@ -404,3 +405,22 @@ def test_tools_report_a_bad_name_or_no_network_in_one_line(tool, args, register,
         lines = repo.error_lines(capsys.readouterr().err)
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert not (tmp_path / "out").exists() and cache_files(home) == []
+
+
+def test_track_video_tracks_with_a_registered_mmdetection_name_and_no_config(tiny_coco, server, home, tmp_path,
+                                                                             load_tool, capsys):
+    """Issue 11's two commands, offline: a registered mmdetection image checkpoint is downloaded, converted and
+    tracks a video by its query embeddings (no track head, no --config); the second run uses the cache."""
+    from support.videos import moving_square, write_mjpeg_avi
+
+    video = write_mjpeg_avi(tmp_path / "clip.avi", moving_square(4, 64, 96))
+    for run in range(2):
+        out = tmp_path / f"out{run}"
+        status = load_tool("track_video").main(["--weights", "tiny_coco", "--input", str(video), "--output", str(out),
+                                                "--no-video", "inference.score_threshold=0.0"])
+        assert status == 0, capsys.readouterr().err
+        data = json.loads((out / "clip.json").read_text())
+        assert data["num_frames"] == 4 and len(data["categories"]) == 80
+        assert data["categories"][0]["name"] == "person"  # COCO's names, from the registry
+        assert [len(f["tracks"]) for f in data["frames"]] == [5] * 4  # 5 queries, all kept at threshold 0
+    assert server.requests == [TINY_FILE]  # downloaded once
