@@ -1,6 +1,7 @@
 """An image QueryInst checkpoint (no track head) tracks through every tool without --config, by its query
 embeddings (vis/modeling/build.py): tools/track_video.py, tools/webcam.py on a file, tools/submit_ytvis.py,
-and VideoTracker.from_pretrained. Random weights: the tests check the path and the outputs' structure."""
+and VideoTracker.from_pretrained; for a checkpoint of ours and one converted from mmdetection's format.
+Random weights: the tests check the path and the outputs' structure."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import torch
 from queryinst.image.build import build_queryinst
 from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import Config, merge_into
+from queryinst.image.mmdet_import import convert_mmdet_checkpoint, to_mmdet_state_dict
 from queryinst import VideoTracker
 from queryinst.vis.data.synthetic import make_ytvis_splits
 from support.repo import load_tool
@@ -27,12 +29,21 @@ TINY = {"model": {"backbone": "resnet18", "num_stages": 2, "hidden_dim": 32, "fp
         "data": {"test_min_size": 64, "test_max_size": 96}, "run": {"device": "cpu"}}
 
 
-@pytest.fixture(scope="module")
-def image_checkpoint(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=["ours", "mmdetection"])
+def image_checkpoint(request, tmp_path_factory) -> Path:
+    """An image checkpoint written by this toolkit, or an mmdetection-format file converted by
+    tools/convert_mmdet.py's converter (which stores the config derived from the weights)."""
     cfg = merge_into(Config(), TINY)
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("image") / "image.pth"
-    save_checkpoint(str(path), build_queryinst(cfg), None, None, 1, 1, cfg, extra={"class_names": NAMES})
+    model = build_queryinst(cfg)
+    folder = tmp_path_factory.mktemp("image")
+    path = folder / "image.pth"
+    if request.param == "ours":
+        save_checkpoint(str(path), model, None, None, 1, 1, cfg, extra={"class_names": NAMES})
+    else:
+        torch.save({"meta": {"mmdet_version": "3.3.0"}, "state_dict": to_mmdet_state_dict(model.state_dict())},
+                   folder / "mmdet.pth")
+        convert_mmdet_checkpoint(str(folder / "mmdet.pth"), str(path), cfg, class_names=NAMES)
     return path
 
 
