@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +30,8 @@ class FrameDetector(Protocol):
 
     device: where ``detect`` wants its images.
     detect(images [3, H, W] float in [0, 1], orig_sizes) -> one ``FrameDetections`` per image.
+    Optional ``postprocess_threads``: torch's threads for the loop's own work on each frame (resize,
+    selection, mask paste), when it should differ from the process's setting (``OnnxQueryInstVIS``: 1).
     """
 
     device: torch.device
@@ -81,6 +84,20 @@ def encode_masks(masks: np.ndarray) -> list[dict]:
     return list(rles)
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` inside the block (None: unchanged), restored after it."""
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
     batch: list[np.ndarray] = []
     for frame in frames:
@@ -99,22 +116,28 @@ def track_frames(model: FrameDetector, tracker: OnlineTracker, frames: Iterable[
 
     ``batch_size`` frames go through the network together (offline throughput); tracking stays strictly
     frame by frame. The tracker is NOT reset here: call ``tracker.reset()`` between videos.
-    Yields one FrameResult per input frame, in order.
+    A model's ``postprocess_threads`` (``FrameDetector``) applies while a batch is processed, not while the
+    caller holds a result. Yields one FrameResult per input frame, in order.
     """
     if isinstance(model, nn.Module):
         model.eval()
     device = model.device
+    threads = getattr(model, "postprocess_threads", None)
     index = 0
     for batch in _batches(frames, max(1, batch_size)):
         sizes = [(f.shape[0], f.shape[1]) for f in batch]
-        images = [frame_to_tensor(f, min_size, max_size).to(device) for f in batch]
-        for dets, (h, w) in zip(model.detect(images, orig_sizes=sizes), sizes):
-            tracked = tracker.update(dets.to_tracker(), frame_index=index)
-            masks = dets.masks.cpu().numpy()[tracked.det_indices] if len(tracked.det_indices) else \
-                np.zeros((0, h, w), dtype=bool)
-            yield FrameResult(index, tracked.track_ids.copy(), tracked.boxes.copy(), tracked.scores.copy(),
-                              tracked.labels.copy(), encode_masks(masks), masks if keep_masks else None, h, w)
-            index += 1
+        results = []
+        with torch_threads(threads):
+            images = [frame_to_tensor(f, min_size, max_size).to(device) for f in batch]
+            for dets, (h, w) in zip(model.detect(images, orig_sizes=sizes), sizes):
+                tracked = tracker.update(dets.to_tracker(), frame_index=index)
+                masks = dets.masks.cpu().numpy()[tracked.det_indices] if len(tracked.det_indices) else \
+                    np.zeros((0, h, w), dtype=bool)
+                results.append(FrameResult(index, tracked.track_ids.copy(), tracked.boxes.copy(),
+                                           tracked.scores.copy(), tracked.labels.copy(), encode_masks(masks),
+                                           masks if keep_masks else None, h, w))
+                index += 1
+        yield from results
 
 
 @dataclass

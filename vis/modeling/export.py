@@ -164,6 +164,12 @@ class OnnxQueryInstVIS:
         max_per_frame / score_threshold / mask_threshold: override the values stored at export.
     """
 
+    # torch's threads for the small ops around the network in vis.inference.track_frames (resize, selection,
+    # paste): the network has ONNX Runtime's own threads; a parallel region of such small ops costs about
+    # what it saves alone and waits for a busy core beside another process (docs/benchmarks.md). Each
+    # element is computed as with more threads, so the results are the same.
+    postprocess_threads = 1
+
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None, max_per_frame: int | None = None,
                  score_threshold: float | None = None, mask_threshold: float | None = None) -> None:
         import onnxruntime as ort
