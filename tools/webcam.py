@@ -1,13 +1,17 @@
 """Live QueryInst-VIS demo: camera -> newest frame -> model + online tracker -> display / recording.
 
     python tools/webcam.py --source 0 [--config C.yaml --weights W.pth] [--no-display] [--record demo.mp4] \\
-        [--max-frames 300] [--max-size 640] [--score-thr 0.3] [--trails]
+        [--max-frames 300] [--max-size 640] [--score-thr 0.3] [--trails] \\
+        [--backend onnxruntime|onnxruntime-int8 [--calibration SOURCE]]
 
 --source: a camera index (0), a stream URL (rtsp://..., http://...) or a video file, which stands in for a
 camera: it is paced at its own frame rate. A capture thread keeps only the newest frame; the main thread
 runs detection + tracking (one tracker for the whole session) on whatever frame is newest when it is
 ready, so when inference is slower than the camera, frames are dropped instead of queued
 (docs/design.md#the-four-uses).
+--backend onnxruntime-int8 quantises the network to int8 at start (vis/modeling/quantize.py), calibrated on
+the first --calibration-frames frames of --calibration (a video, image folder or glob; default: --source when
+it is a file; a camera or stream needs --calibration).
 Without --config/--weights the demo model is used (DEMO_CONFIG/DEMO_WEIGHTS in vis/modeling/build.py, shipped
 in the package and found by queryinst/resources.py, whatever the current directory).
 
@@ -39,7 +43,7 @@ from queryinst.vis.inference import track_frames
 from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.io.common import Frame
 from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
-from queryinst.vis.modeling.export import onnx_runtime_model
+from queryinst.vis.modeling.quantize import BACKENDS, DEFAULT_CALIBRATION_FRAMES, runtime_model
 from queryinst.vis.modeling.model import QueryInstVIS
 from queryinst.vis.visualize import (
     FpsMeter,
@@ -67,8 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-size", type=int, default=0, help="downscale frames whose long side is larger")
     parser.add_argument("--score-thr", type=float, default=None, help="detections scoring less are not tracked")
     parser.add_argument("--trails", action="store_true", help="draw the recent path of every track")
-    parser.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
-                        help="run the network in PyTorch or in ONNX Runtime on the CPU (exported at start)")
+    parser.add_argument("--backend", choices=BACKENDS, default="pytorch",
+                        help="run the network in PyTorch, or in ONNX Runtime on the CPU (exported at start), "
+                             "fp32 or int8 (quantised at start)")
+    parser.add_argument("--calibration", help="onnxruntime-int8: the frames to calibrate on, a video, image "
+                                              "folder or glob (default: --source when it is a file)")
+    parser.add_argument("--calibration-frames", type=int, default=DEFAULT_CALIBRATION_FRAMES,
+                        help="onnxruntime-int8: how many of its first frames (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame that end the demo")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser
@@ -199,8 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         cli.apply_threads(args.threads)
         announce(f"loading the model ({args.weights or 'demo model'}) ...")
         cfg, model, names, _ = load_vis_model(args.config, args.weights, args.overrides, args.device, args.score_thr)
-        if args.backend == "onnxruntime":
-            model = onnx_runtime_model(model)
+        calibration = args.calibration or (args.source if os.path.isfile(args.source) else None)
+        if args.backend == "onnxruntime-int8" and calibration is None:
+            raise ValueError(f"--backend onnxruntime-int8 needs --calibration (a video, image folder or glob) "
+                             f"when --source is a camera or stream ({args.source})")
+        model = runtime_model(model, args.backend, cfg.data.test_min_size, cfg.data.test_max_size, calibration,
+                              args.calibration_frames, args.max_size)
         grabber = LatestFrameGrabber(args.source, max_size=args.max_size)
     except (ValueError, FileNotFoundError, ImportError) as e:
         return cli.fail(e)
