@@ -185,16 +185,23 @@ def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
     return "pre-processing" not in record.getMessage()
 
 
+def export_int8(model: Any, folder: str | os.PathLike, frames: Iterable[np.ndarray], min_size: int, max_size: int,
+                limit: int = DEFAULT_CALIBRATION_FRAMES, recipe: Int8Recipe = Int8Recipe(),
+                extra: dict[str, Any] | None = None) -> tuple[str, str]:
+    """``model`` (a ``QueryInstVIS``, moved to the CPU) exported to ``folder``/model.onnx and quantised to
+    ``folder``/model_int8.onnx on the first ``limit`` of ``frames`` (RGB uint8 [H, W, 3], resized as the
+    loop resizes them: ``min_size`` / ``max_size``). Returns both paths (fp32, int8)."""
+    fp32 = export_onnx(model.cpu().eval(), os.path.join(folder, "model.onnx"), 64, 64, extra=extra)
+    feeds = calibration_feeds(frames, read_settings(fp32), min_size, max_size, limit)
+    return fp32, quantize_onnx(fp32, os.path.join(folder, "model_int8.onnx"), feeds, recipe)
+
+
 def int8_runtime_model(model: Any, frames: Iterable[np.ndarray], min_size: int, max_size: int,
                        num_threads: int | None = None, limit: int = DEFAULT_CALIBRATION_FRAMES,
                        recipe: Int8Recipe = Int8Recipe(), extra: dict[str, Any] | None = None) -> OnnxQueryInstVIS:
-    """``model`` (a ``QueryInstVIS``) exported, quantised to int8 on the first ``limit`` of ``frames`` (RGB
-    uint8 [H, W, 3], resized as the loop resizes them: ``min_size`` / ``max_size``) and loaded in ONNX
-    Runtime. Both files live in a temporary folder, removed once loaded. The model is moved to the CPU."""
+    """``export_int8`` into a temporary folder, removed once ONNX Runtime has loaded the int8 file."""
     with tempfile.TemporaryDirectory(prefix="queryinst_int8_") as folder:
-        fp32 = export_onnx(model.cpu().eval(), os.path.join(folder, "model.onnx"), 64, 64, extra=extra)
-        feeds = calibration_feeds(frames, read_settings(fp32), min_size, max_size, limit)
-        int8 = quantize_onnx(fp32, os.path.join(folder, "model_int8.onnx"), feeds, recipe)
+        _, int8 = export_int8(model, folder, frames, min_size, max_size, limit, recipe, extra)
         return OnnxQueryInstVIS(int8, num_threads=num_threads)
 
 
