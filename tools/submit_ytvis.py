@@ -39,7 +39,7 @@ from queryinst.vis.data.ytvis import YTVISDataset, load_frame
 from queryinst.vis.eval.submission import in_split_order, validate_results, write_results_zip
 from queryinst.vis.inference import predict_split
 from queryinst.vis.modeling.build import load_vis_model
-from queryinst.vis.modeling.quantize import BACKENDS, DEFAULT_CALIBRATION_FRAMES, runtime_model
+from queryinst.vis.modeling.quantize import add_backend_arguments, runtime_model
 
 
 def split_calibration_frames(videos: Sequence) -> Iterator:
@@ -58,12 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results.zip", help="submission zip to write")
     parser.add_argument("--results-json", default="", help="also write the plain results JSON here")
     parser.add_argument("--batch-frames", type=int, default=1, help="frames per network batch")
-    parser.add_argument("--backend", choices=BACKENDS, default="pytorch",
-                        help="run the network in PyTorch, or in ONNX Runtime on the CPU, fp32 or int8")
-    parser.add_argument("--calibration", help="onnxruntime-int8: the frames to calibrate on, a video, image "
-                                              "folder or glob (default: the split's frames)")
-    parser.add_argument("--calibration-frames", type=int, default=DEFAULT_CALIBRATION_FRAMES,
-                        help="onnxruntime-int8: how many frames (default %(default)s)")
+    add_backend_arguments(parser, "the split's frames")
     cli.add_threads_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = cli.parse_with_overrides(parser, argv)

@@ -39,7 +39,7 @@ from queryinst import cli
 from queryinst.progress import announce
 from queryinst.vis.api import VideoTracker
 from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
-from queryinst.vis.modeling.quantize import BACKENDS, DEFAULT_CALIBRATION_FRAMES, runtime_model
+from queryinst.vis.modeling.quantize import add_backend_arguments, runtime_model
 from queryinst.vis.outputs import check_output_folder, check_read_options, output_stems
 
 
@@ -64,13 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--trails", action="store_true", help="draw the recent path of every track")
     parser.add_argument("--mot", action="store_true", help="also write <stem>_mot.txt (MOT-challenge boxes)")
     parser.add_argument("--mots", action="store_true", help="also write <stem>_mots.txt (MOTS RLE masks)")
-    parser.add_argument("--backend", choices=BACKENDS, default="pytorch",
-                        help="run the network in PyTorch, or in ONNX Runtime on the CPU (exported at start), "
-                             "fp32 or int8 (quantised at start)")
-    parser.add_argument("--calibration", help="onnxruntime-int8: the frames to calibrate on, a video, image "
-                                              "folder or glob (default: the first input)")
-    parser.add_argument("--calibration-frames", type=int, default=DEFAULT_CALIBRATION_FRAMES,
-                        help="onnxruntime-int8: how many of its first frames (default %(default)s)")
+    add_backend_arguments(parser, "the first input")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser
 

@@ -43,7 +43,7 @@ from queryinst.vis.inference import track_frames
 from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.io.common import Frame
 from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
-from queryinst.vis.modeling.quantize import BACKENDS, DEFAULT_CALIBRATION_FRAMES, runtime_model
+from queryinst.vis.modeling.quantize import add_backend_arguments, runtime_model
 from queryinst.vis.modeling.model import QueryInstVIS
 from queryinst.vis.visualize import (
     FpsMeter,
@@ -71,13 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-size", type=int, default=0, help="downscale frames whose long side is larger")
     parser.add_argument("--score-thr", type=float, default=None, help="detections scoring less are not tracked")
     parser.add_argument("--trails", action="store_true", help="draw the recent path of every track")
-    parser.add_argument("--backend", choices=BACKENDS, default="pytorch",
-                        help="run the network in PyTorch, or in ONNX Runtime on the CPU (exported at start), "
-                             "fp32 or int8 (quantised at start)")
-    parser.add_argument("--calibration", help="onnxruntime-int8: the frames to calibrate on, a video, image "
-                                              "folder or glob (default: --source when it is a file)")
-    parser.add_argument("--calibration-frames", type=int, default=DEFAULT_CALIBRATION_FRAMES,
-                        help="onnxruntime-int8: how many of its first frames (default %(default)s)")
+    add_backend_arguments(parser, "--source when it is a file")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame that end the demo")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser

@@ -10,9 +10,9 @@ Recipe (ONNX Runtime's ``quantize_static``; the measurements behind it are in do
   ``onnxruntime/quantization/quantize.py``, "Choosing parameters for CPU inference"), symmetric weights
   with one scale per output channel, no reduced range (VNNI does not saturate).
 - ``Conv`` only by default. The query stages' dynamic convolutions are ``MatMul``s of two activations
-  (their parameters come from the queries), which ``MatMulConstBOnly`` leaves in fp32; quantising the
-  fully connected layers as well (``op_types``) was a little faster on R50 but broke the embeddings of
-  the MobileNetV3 model at 360x640.
+  (their parameters come from the queries): quantised, they gained nothing and drifted far at 360x640,
+  so ``MatMulConstBOnly`` leaves them in fp32; quantising the fully connected layers as well
+  (``op_types``) was a little faster on R50 but broke the embeddings of the MobileNetV3 model at 360x640.
 - Activation ranges: minimum and maximum over the calibration frames, each prepared exactly as
   ``OnnxQueryInstVIS.detect`` prepares a frame (test resize, normalisation and padding from the file's
   metadata).
@@ -203,6 +203,18 @@ def int8_runtime_model(model: Any, frames: Iterable[np.ndarray], min_size: int, 
     with tempfile.TemporaryDirectory(prefix="queryinst_int8_") as folder:
         _, int8 = export_int8(model, folder, frames, min_size, max_size, limit, recipe, extra)
         return OnnxQueryInstVIS(int8, num_threads=num_threads)
+
+
+def add_backend_arguments(parser: Any, calibration_default: str) -> None:
+    """The tools' ``--backend``, ``--calibration`` and ``--calibration-frames`` (argparse), for
+    ``runtime_model``; ``calibration_default`` says what is calibrated on without ``--calibration``."""
+    parser.add_argument("--backend", choices=BACKENDS, default="pytorch",
+                        help="run the network in PyTorch, or in ONNX Runtime on the CPU (exported at start), "
+                             "fp32 or int8 (quantised at start)")
+    parser.add_argument("--calibration", help="onnxruntime-int8: the frames to calibrate on, a video, image "
+                                              f"folder or glob (default: {calibration_default})")
+    parser.add_argument("--calibration-frames", type=int, default=DEFAULT_CALIBRATION_FRAMES,
+                        help="onnxruntime-int8: how many of its first frames (default %(default)s)")
 
 
 def runtime_model(model: Any, backend: str, min_size: int, max_size: int,
