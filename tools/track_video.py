@@ -3,7 +3,7 @@
     python tools/track_video.py --input clip.mp4 [clip2.avi frames_dir/ 'shots/*.png' ...] --output out/ \\
         [--weights W.pth [--config C.yaml]] [--device auto] [--threads N] [--stride 2] [--max-size 1280] \\
         [--start 3 --end 10] [--score-thr 0.3] [--batch-frames 4] [--no-video] [--png-masks] [--trails] \\
-        [--mot] [--mots] [--backend onnxruntime] [key=value ...]
+        [--mot] [--mots] [--backend onnxruntime|onnxruntime-int8 [--calibration SOURCE]] [key=value ...]
 
 A thin layer over the Python API: ``VideoTracker.track_to_files`` (vis/api.py, vis/outputs.py).
 Under ``torchrun --nproc_per_node N`` the inputs are shared out over the processes (each on its own device),
@@ -16,6 +16,9 @@ training needed (docs/design.md#association-embeddings). The checkpoint's stored
 Dotted config overrides (``tracker.mode=masktrack``) may stand anywhere, also among the inputs: an argument
 of the form ``section.key=value`` that is not an existing file is an override.
 Inputs: video files (decord, OpenCV fallback), image folders (natural order) or globs of images.
+--backend onnxruntime runs the network in ONNX Runtime (exported at start); onnxruntime-int8 also quantises
+it to int8 at start (vis/modeling/quantize.py), calibrated on the first --calibration-frames frames of
+--calibration (a video, image folder or glob; default: the first input). Nothing is cached between runs.
 
 Per input, in --output (each written under a temporary name, renamed once complete): <stem>.json (per-frame
 tracks with RLE masks, a YouTube-VIS record per track with first/last frame), <stem>.mp4 (unless --no-video),
@@ -39,7 +42,7 @@ from queryinst import cli, weights
 from queryinst.progress import announce
 from queryinst.vis.api import VideoTracker
 from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
-from queryinst.vis.modeling.export import onnx_runtime_model
+from queryinst.vis.modeling.quantize import add_backend_arguments, runtime_model
 from queryinst.vis.outputs import check_output_folder, check_read_options, output_stems
 
 
@@ -67,8 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--trails", action="store_true", help="draw the recent path of every track")
     parser.add_argument("--mot", action="store_true", help="also write <stem>_mot.txt (MOT-challenge boxes)")
     parser.add_argument("--mots", action="store_true", help="also write <stem>_mots.txt (MOTS RLE masks)")
-    parser.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
-                        help="run the network in PyTorch or in ONNX Runtime on the CPU (exported at start)")
+    add_backend_arguments(parser, "the first input")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser
 
@@ -88,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         announce(f"loading the model ({args.weights or 'demo model'}) ...")
         cfg, model, names, cat_ids = load_vis_model(args.config, args.weights, args.overrides, args.device,
                                                     args.score_thr)
-        if args.backend == "onnxruntime":
-            model = onnx_runtime_model(model)
+        model = runtime_model(model, args.backend, cfg.data.test_min_size, cfg.data.test_max_size,
+                              args.calibration or args.input[0], args.calibration_frames, args.max_size)
         tracker = VideoTracker(model, cfg, names, cat_ids)
         out_dir.mkdir(parents=True, exist_ok=True)
     except (ValueError, FileNotFoundError, ImportError) as e:  # ConfigError is a ValueError

@@ -1,7 +1,8 @@
 """Live QueryInst-VIS demo: camera -> newest frame -> model + online tracker -> display / recording.
 
     python tools/webcam.py --source 0 [--weights W.pth [--config C.yaml]] [--no-display] [--record demo.mp4] \\
-        [--max-frames 300] [--max-size 640] [--score-thr 0.3] [--trails]
+        [--max-frames 300] [--max-size 640] [--score-thr 0.3] [--trails] \\
+        [--backend onnxruntime|onnxruntime-int8 [--calibration SOURCE]]
 
 --source: a camera index (0), a stream URL (rtsp://..., http://...) or a video file, which stands in for a
 camera: it is paced at its own frame rate. A capture thread keeps only the newest frame; the main thread
@@ -13,6 +14,9 @@ package and found by queryinst/resources.py, whatever the current directory). --
 QueryInst checkpoint (ours, or converted from mmdetection): it tracks with its query embeddings, no video
 training needed (docs/design.md#association-embeddings). The checkpoint's stored config is used unless
 --config is given.
+--backend onnxruntime-int8 quantises the network to int8 at start (vis/modeling/quantize.py), calibrated on
+the first --calibration-frames frames of --calibration (a video, image folder or glob; default: --source when
+it is a file; a camera or stream needs --calibration).
 
 Display (when a display and an OpenCV GUI exist; --no-display forces headless): q or Esc quits, space
 pauses/resumes, s saves a snapshot PNG (webcam_snapshot_<n>.png in the current folder). Every frame shows
@@ -42,7 +46,7 @@ from queryinst.vis.inference import track_frames
 from queryinst.vis.io.capture import LatestFrameGrabber, LiveRecorder
 from queryinst.vis.io.common import Frame
 from queryinst.vis.modeling.build import DEMO_CONFIG, DEMO_WEIGHTS, load_vis_model
-from queryinst.vis.modeling.export import onnx_runtime_model
+from queryinst.vis.modeling.quantize import add_backend_arguments, runtime_model
 from queryinst.vis.modeling.model import QueryInstVIS
 from queryinst.vis.visualize import (
     FpsMeter,
@@ -73,8 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-size", type=int, default=0, help="downscale frames whose long side is larger")
     parser.add_argument("--score-thr", type=float, default=None, help="detections scoring less are not tracked")
     parser.add_argument("--trails", action="store_true", help="draw the recent path of every track")
-    parser.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
-                        help="run the network in PyTorch or in ONNX Runtime on the CPU (exported at start)")
+    add_backend_arguments(parser, "--source when it is a file")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame that end the demo")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return parser
@@ -205,8 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         cli.apply_threads(args.threads)
         announce(f"loading the model ({args.weights or 'demo model'}) ...")
         cfg, model, names, _ = load_vis_model(args.config, args.weights, args.overrides, args.device, args.score_thr)
-        if args.backend == "onnxruntime":
-            model = onnx_runtime_model(model)
+        calibration = args.calibration or (args.source if os.path.isfile(args.source) else None)
+        if args.backend == "onnxruntime-int8" and calibration is None:
+            raise ValueError(f"--backend onnxruntime-int8 needs --calibration (a video, image folder or glob) "
+                             f"when --source is a camera or stream ({args.source})")
+        model = runtime_model(model, args.backend, cfg.data.test_min_size, cfg.data.test_max_size, calibration,
+                              args.calibration_frames, args.max_size)
         grabber = LatestFrameGrabber(args.source, max_size=args.max_size)
     except (ValueError, FileNotFoundError, ImportError) as e:
         return cli.fail(e)

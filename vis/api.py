@@ -132,7 +132,7 @@ class VideoTracker:
     @classmethod
     def from_pretrained(cls, weights: str | os.PathLike = DEMO, config: str | os.PathLike | None = None,
                         device: str = "auto", overrides: Sequence[str] | Mapping[str, Any] = (),
-                        **options: Any) -> VideoTracker:
+                        backend: str = "pytorch", calibration: Any = None, **options: Any) -> VideoTracker:
         """Load a checkpoint (``"demo"``: the shipped demo model) for tracking.
 
         weights: a QueryInst-VIS checkpoint, or an image QueryInst checkpoint (ours, or converted from
@@ -141,10 +141,14 @@ class VideoTracker:
         config: its config (None: the config stored in the checkpoint).
         device: "auto" | "cpu" | "cuda".
         overrides: dotted config overrides, ``["tracker.mode=masktrack"]`` or ``{"tracker.mode": "masktrack"}``.
+        backend: "pytorch", "onnxruntime" (the network exported and run by ONNX Runtime on the CPU) or
+            "onnxruntime-int8" (also quantised to int8, calibrated on the first 16 frames of ``calibration``:
+            a video file, image folder or glob, or RGB uint8 frames; vis/modeling/quantize.py).
         options: shortcuts: ``score_threshold=0.3``; any other ``section__key=value`` becomes an
             override (``tracker__duplicate_iou=0.7``).
         """
         from .modeling.build import load_vis_model
+        from .modeling.quantize import runtime_model
 
         items = [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
         score_thr = options.pop("score_threshold", None)
@@ -156,6 +160,7 @@ class VideoTracker:
         else:
             cfg_path, weights_path = (None if config is None else os.fspath(config)), os.fspath(weights)
         cfg, model, names, cat_ids = load_vis_model(cfg_path, weights_path, items, device, score_thr)
+        model = runtime_model(model, backend, cfg.data.test_min_size, cfg.data.test_max_size, calibration)
         return cls(model, cfg, names, cat_ids)
 
     # ------------------------------------------------------------------------------------------

@@ -33,7 +33,17 @@ def test_harness_runs_every_section_on_tiny_settings(tmp_path, load_tool):
     assert report["sections"]["tracker"]["hungarian"]["live_tracks"] == 20
     assert report["sections"]["decode"]["cv2_loop_fps"] > 0
     assert [t["name"][:3] for t in report["targets"]][:4] == ["(1)", "(2)", "(3)", "(4)"]
-    assert {t["name"][:3] for t in report["targets"][4:]} == {"(5)", "(7)"}  # (6) is the GPU, not run here
+    names = {t["name"][:3] for t in report["targets"][4:]}
+    assert names == ({"(5)", "(7)", "(8)", "(9)"} if _has_onnxruntime() else {"(5)", "(7)"})  # (6): the GPU
+    if _has_onnxruntime():  # the int8 section at tiny size: R50 (here R18) frame and the real-time loop
+        int8 = report["sections"]["int8"]
+        assert {"onnx_frame", "onnx_int8_frame", "floor_backbone", "onnx_network", "onnx_int8_network"} <= \
+            set(int8["r50"]["cases"])
+        loop = int8["48x80"]
+        assert loop["onnx_int8_frame_fps"] > 0 and loop["target_fps"] == 60.0
+        parts = loop["onnx_int8_breakdown"]
+        assert parts["network_ms"] > 0 and parts["rle_ms"] > 0 and parts["tracker_ms"] > 0
+        assert abs(sum(v for k, v in parts.items() if k != "total_ms") - parts["total_ms"]) < 1e-6
     text = format_report(report)
     assert "ratio frame/floor" in text and "targets" in text
 

@@ -80,3 +80,41 @@ def test_track_video_onnxruntime_backend_gives_the_pytorch_tracks(model_files, t
         assert [t["track_id"] for t in a["tracks"]] == [t["track_id"] for t in b["tracks"]]
         assert [t["class_id"] for t in a["tracks"]] == [t["class_id"] for t in b["tracks"]]
         assert np.allclose([t["box"] for t in a["tracks"]], [t["box"] for t in b["tracks"]], atol=0.02)
+
+
+def _frames_folder(folder: Path, count: int = 3) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    return folder
+
+
+def test_export_tool_writes_an_int8_file_calibrated_on_frames(model_files, tmp_path, capsys):
+    config, weights = model_files
+    frames = _frames_folder(tmp_path / "frames")
+    base = ["--config", str(config), "--weights", str(weights), "--out", str(tmp_path / "tiny.onnx")]
+    assert load_tool("export_onnx").main([*base, "--int8", str(tmp_path / "tiny_int8.onnx"), "--calibration",
+                                          str(frames), "--check"]) == 0
+    printed = capsys.readouterr().out
+    assert "int8, calibrated on 3 frames" in printed and "max |int8 - pytorch|" in printed
+    model = OnnxQueryInstVIS(tmp_path / "tiny_int8.onnx", num_threads=1)
+    assert model.settings["class_names"] == ["a", "b", "c"] and len(model.detect([torch.rand(3, 64, 96)])[0].scores) == 10
+    assert load_tool("export_onnx").main([*base, "--int8", str(tmp_path / "other.onnx")]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "--int8 needs --calibration" in lines[0] and not (tmp_path / "other.onnx").exists()
+
+
+def test_track_video_int8_backend_calibrates_on_the_input_or_on_calibration(model_files, tmp_path, capsys):
+    config, weights = model_files
+    frames = _frames_folder(tmp_path / "frames")
+    base = ["--input", str(frames), "--config", str(config), "--weights", str(weights), "--no-video",
+            "--backend", "onnxruntime-int8"]
+    for name, extra in (("own", []), ("other", ["--calibration", str(frames / "0.png")])):
+        assert load_tool("track_video").main([*base, "--output", str(tmp_path / name), *extra]) == 0
+        result = json.loads((tmp_path / name / "frames.json").read_text())
+        assert len(result["frames"]) == 3 and all(len(f["tracks"]) == 10 for f in result["frames"])
+    capsys.readouterr()
+    assert load_tool("track_video").main([*base, "--output", str(tmp_path / "bad"), "--calibration-frames", "0"]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "at least 1 frame" in lines[0]

@@ -32,10 +32,10 @@ def setup(tmp_path_factory):
     return tmp, splits["valid"]
 
 
-def _run(tmp, valid, frames, out):
+def _run(tmp, valid, frames, out, *extra):
     return subprocess.run([sys.executable, "tools/submit_ytvis.py", "--config", str(tmp / "config.yaml"),
                            "--weights", str(tmp / "model.pth"), "--json", str(valid.json_path),
-                           "--frames", str(frames), "--out", str(out), "run.device=cpu"],
+                           "--frames", str(frames), "--out", str(out), *extra, "run.device=cpu"],
                           cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -92,3 +92,19 @@ def test_bad_frame_is_one_error_naming_it_and_no_zip(setup, tmp_path, defect):
     error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and victim.name in error_lines[0]
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_int8_backend_calibrates_on_the_split_and_writes_a_valid_zip(setup, tmp_path):
+    pytest.importorskip("onnxruntime")
+    tmp, valid = setup
+    out = tmp_path / "int8.zip"
+    proc = _run(tmp, valid, valid.frames_root, out, "--backend", "onnxruntime-int8", "--calibration-frames", "5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with zipfile.ZipFile(out) as z:
+        records = json.loads(z.read("results.json"))
+    lengths = {v["id"]: v["length"] for v in json.loads(open(valid.json_path).read())["videos"]}
+    assert records and all(len(r["segmentations"]) == lengths[r["video_id"]] for r in records)
+    proc = _run(tmp, valid, valid.frames_root, tmp_path / "x.zip", "--backend", "onnxruntime-int8",
+                "--calibration", str(tmp_path / "missing"))
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "missing" in errors[0]

@@ -137,3 +137,12 @@ def test_bad_sources_exit_2_with_one_line(tmp_path, model_files, capsys):
         assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
     assert tool.main(["--source", "0", "--record", str(tmp_path / "x.gif"), *model]) == 2
     assert "unsupported video suffix" in capsys.readouterr().err
+
+
+def test_int8_backend_on_a_camera_needs_calibration(model_files, capsys):
+    pytest.importorskip("onnxruntime")
+    argv = ["--source", "0", "--config", str(model_files[0]), "--weights", str(model_files[1]), "--no-display",
+            "--backend", "onnxruntime-int8"]
+    assert _tool().main(argv) == 2
+    err = error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and "needs --calibration" in err[0]

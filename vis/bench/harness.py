@@ -16,6 +16,9 @@ Sections (``run_benchmark``; ``BenchmarkSettings`` holds the sizes):
   eval      evaluate_ytvis on the synthetic 300-video x 10-prediction case (240x320).
   realtime  configs/synthetic/vis_synth_mnv3.yaml: the whole loop at its own size and at 360x640.
   decode    frames/s of ``vis.io.reader.open_frames`` (decord / OpenCV) and of a bare cv2 loop.
+  int8      ONNX Runtime int8 (vis/modeling/quantize.py) against fp32: the R50 VIS network and whole loop
+            against the R50-FPN floor, and the real-time config's whole loop per input size, with where
+            that loop's time goes (``bench_int8``).
 
 Weights are random (nothing is downloaded), with two changes so that the work is a trained model's worst
 case rather than an artefact of random boxes (``plausible_boxes``): the learned proposals sit on a fixed
@@ -33,7 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -61,7 +65,7 @@ from .ytvis_case import make_benchmark_case
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = ("vis", "image", "tracker", "eval", "realtime", "decode", "contention")
+SECTIONS = ("vis", "image", "tracker", "eval", "realtime", "decode", "contention", "int8")
 REALTIME_CONFIG = "configs/synthetic/vis_synth_mnv3.yaml"
 
 
@@ -92,6 +96,8 @@ class BenchmarkSettings:
     decode_frames: int = 120
     contention_size: tuple[int, int] = (192, 320)  # the demo architecture's own input size
     onnx: bool = True  # also time the ONNX Runtime path (skipped when onnxruntime is missing)
+    int8_calibration_frames: int = 8  # int8 section: frames to calibrate on (benchmark frames, other seeds)
+    realtime_fps_targets: tuple[float, ...] = (60.0, 30.0)  # int8 section: per realtime size (issue 15)
     seed: int = 0
 
     @classmethod
@@ -100,7 +106,7 @@ class BenchmarkSettings:
         return cls(repeats=1, warmup=0, backbone="resnet18", vis_size=(64, 96), vis_queries=4, vis_classes=3,
                    image_size=(64, 96), image_queries=6, image_classes=3, tracker_tracks=20, tracker_dim=32,
                    tracker_frames=5, eval_videos=3, eval_preds=2, eval_size=(32, 48), realtime_sizes=((48, 80),),
-                   decode_size=(32, 48), decode_frames=4, contention_size=(48, 80))
+                   decode_size=(32, 48), decode_frames=4, contention_size=(48, 80), int8_calibration_frames=2)
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -471,8 +477,120 @@ def _cv2_decode(path: str) -> int:
     return count
 
 
+# ----------------------------------------------------------------------------------------- int8 (issue 15)
+def bench_int8(s: BenchmarkSettings) -> dict[str, Any]:
+    """ONNX Runtime int8 against fp32, both from one export of the same random-weight model, interleaved:
+
+    r50: the R50 VIS network alone and the whole loop (``track_frames``) at ``vis_size``, in fp32 and int8,
+        with the bare torchvision R50-FPN in fp32 (the floor of section vis); target (8): int8 frame / floor.
+    <h>x<w>: the real-time config's whole loop at each of ``realtime_sizes`` in fp32 and int8 (target (9):
+        ``realtime_fps_targets``), and where each loop's time goes (``_loop_breakdown``).
+    Random weights: the timings are the speed of the arithmetic only (int8 accuracy: docs/benchmarks.md)."""
+    try:
+        from ..modeling.export import OnnxQueryInstVIS
+        from ..modeling.quantize import export_int8
+    except ImportError as err:
+        logger.warning("int8 section skipped: %s", err)
+        return {"skipped": str(err)}
+    threads = torch.get_num_threads()
+    out: dict[str, Any] = {"calibration_frames": s.int8_calibration_frames}
+    runs = [("r50", s.vis_size, None)] + [(f"{h}x{w}", (h, w), fps) for (h, w), fps in
+                                          zip(s.realtime_sizes, s.realtime_fps_targets)]
+    for key, (h, w), target_fps in runs:
+        if key == "r50":
+            cfg = VisConfig()
+            cfg.model.backbone, cfg.model.num_proposals = s.backbone, s.vis_queries
+            cfg.model.num_classes = s.vis_classes
+        else:
+            cfg = load_config(s.realtime_config, schema=VisConfig)
+        model = benchmark_vis_model(cfg, h, w, s.seed)
+        frame = _image(h, w, s.seed)
+        calibration = [_image(h, w, s.seed + 1 + k) for k in range(s.int8_calibration_frames)]
+        with tempfile.TemporaryDirectory(prefix="qi_int8_") as folder:
+            paths = export_int8(model, folder, calibration, h, max(h, w), s.int8_calibration_frames)
+            fp32, int8 = (OnnxQueryInstVIS(p, num_threads=threads) for p in paths)
+        cases: dict[str, Callable[[], Any]] = {
+            "onnx_frame": _loop_case(fp32, cfg.tracker, frame, h, max(h, w)),
+            "onnx_int8_frame": _loop_case(int8, cfg.tracker, frame, h, max(h, w))}
+        if key == "r50":
+            batch = model.detector.preprocess([frame_to_tensor(frame, h, max(h, w))])
+            floor = _floor_backbone(s.backbone)
+            cases["floor_backbone"] = lambda: floor(batch.tensors)
+            cases["onnx_network"] = lambda: fp32.run_network(batch.tensors, batch.image_sizes[0])
+            cases["onnx_int8_network"] = lambda: int8.run_network(batch.tensors, batch.image_sizes[0])
+        with torch.no_grad():
+            timings, loads = time_interleaved(cases, s.repeats, s.warmup)
+        med = {k: v["median_ms"] for k, v in timings.items()}
+        entry: dict[str, Any] = {"cases": timings, "load_1min": loads,
+                                 "ratios": {"onnx_int8_frame/onnx_frame": med["onnx_int8_frame"] / med["onnx_frame"]}}
+        if key == "r50":
+            entry["ratios"].update({"onnx_int8_frame/floor": med["onnx_int8_frame"] / med["floor_backbone"],
+                                    "onnx_frame/floor": med["onnx_frame"] / med["floor_backbone"],
+                                    "onnx_int8_network/onnx_network": med["onnx_int8_network"] / med["onnx_network"]})
+        else:
+            entry.update({"onnx_frame_fps": 1e3 / med["onnx_frame"], "onnx_int8_frame_fps": 1e3 / med["onnx_int8_frame"],
+                          "target_fps": target_fps})
+            for name, runtime in (("onnx", fp32), ("onnx_int8", int8)):
+                entry[f"{name}_breakdown"] = _loop_breakdown(runtime, cfg.tracker, frame, h, max(h, w),
+                                                             max(s.repeats, 1))
+        out[key] = entry
+    return out
+
+
+def _loop_breakdown(model: Any, tracker_cfg: TrackerConfig, frame: np.ndarray, min_size: int, max_size: int,
+                    frames: int) -> dict[str, float]:
+    """Where an ONNX Runtime loop's time goes: ``frames`` frames of ``_loop_case`` with the functions it calls
+    timed in place (``_timed_calls``), as mean ms per frame: resize (``frame_to_tensor``), normalise + pad,
+    network (ONNX Runtime, inputs and outputs converted), selection, mask paste, tracker input, tracker, RLE;
+    ``other_ms``: the rest of the loop (Python glue, box scaling, copies); ``total_ms``: the whole loop."""
+    from .. import inference
+    from ..modeling import export
+    from ..modeling.model import FrameDetections
+
+    spots = {"resize": (inference, "frame_to_tensor"), "normalize_pad": (export, "pad_and_normalize"),
+             "network": (export.OnnxQueryInstVIS, "run_network"), "select": (export, "select_detections"),
+             "paste": (export, "paste_label_masks"), "tracker_input": (FrameDetections, "to_tracker"),
+             "tracker": (OnlineTracker, "update"), "rle": (inference, "encode_masks")}
+    step = _loop_case(model, tracker_cfg, frame, min_size, max_size)
+    step()  # warm-up
+    with _timed_calls(spots) as seconds, torch.no_grad():
+        start = time.perf_counter()
+        for _ in range(frames):
+            step()
+        total = time.perf_counter() - start
+    out = {f"{name}_ms": 1e3 * value / frames for name, value in seconds.items()}
+    out["other_ms"] = 1e3 * (total - sum(seconds.values())) / frames
+    out["total_ms"] = 1e3 * total / frames
+    return out
+
+
+@contextmanager
+def _timed_calls(spots: dict[str, tuple[Any, str]]) -> Iterator[dict[str, float]]:
+    """Replace each ``owner.attribute`` (a module's function or a class's method) by a wrapper that adds the
+    seconds of its calls to the yielded {name: seconds}; the originals are put back on exit."""
+    seconds = dict.fromkeys(spots, 0.0)
+    originals = {name: getattr(owner, attr) for name, (owner, attr) in spots.items()}
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[name] += time.perf_counter() - start
+        return wrapper
+
+    for name, (owner, attr) in spots.items():
+        setattr(owner, attr, timed(name, originals[name]))
+    try:
+        yield seconds
+    finally:
+        for name, (owner, attr) in spots.items():
+            setattr(owner, attr, originals[name])
+
+
 _RUNNERS = {"vis": bench_vis, "image": bench_image, "tracker": bench_tracker, "eval": bench_eval,
-            "realtime": bench_realtime, "decode": bench_decode, "contention": bench_contention}
+            "realtime": bench_realtime, "decode": bench_decode, "contention": bench_contention, "int8": bench_int8}
 
 
 def run_benchmark(settings: BenchmarkSettings, command: str = "") -> dict[str, Any]:

@@ -24,7 +24,7 @@ class Target:
 
 
 def targets(sections: Mapping[str, Any]) -> list[Target]:
-    """The issue's five targets (docs/benchmarks.md), for the sections that were run."""
+    """The project's speed targets (docs/design.md#speed-goals, docs/benchmarks.md), for the sections run."""
     out = []
     if "vis" in sections:
         out.append(Target("(1) QueryInst-VIS frame (incl. track head, tracker) / R50-FPN floor",
@@ -50,6 +50,15 @@ def targets(sections: Mapping[str, Any]) -> list[Target]:
         c = sections["contention"]
         out.append(Target(f"(7) whole loop at {c['size']} beside one CPU-bound process / alone (default threads)",
                           c["ratio"], 2.0, "x"))
+    if "int8" in sections and "r50" in sections["int8"]:  # issue 15: int8 on the CPU
+        sec = sections["int8"]
+        out.append(Target("(8) R50 VIS frame, ONNX Runtime int8 / fp32 R50-FPN floor (random weights)",
+                          sec["r50"]["ratios"]["onnx_int8_frame/floor"], 0.65, "x"))
+        for key, entry in sec.items():
+            if isinstance(entry, dict) and entry.get("target_fps"):
+                for case, backend in (("onnx_frame_fps", "ONNX Runtime fp32"), ("onnx_int8_frame_fps", "int8")):
+                    out.append(Target(f"(9) MobileNetV3 config whole loop at {key}, {backend}", entry[case],
+                                      entry["target_fps"], "frames/s", higher_is_better=True))
     return out
 
 
@@ -103,7 +112,7 @@ def _number_rows(sec: Mapping[str, Any], prefix: str = "") -> list[tuple[str, fl
     for key, value in sec.items():
         if key == "ratios":
             rows += [(f"{prefix}ratio {k}", v) for k, v in value.items()]
-        elif key.endswith("_fps") and isinstance(value, float):
+        elif key.endswith(("_fps", "_ms")) and isinstance(value, float):
             rows.append((f"{prefix}{key}", value))
         elif isinstance(value, dict) and key not in ("cases",) and "median_ms" not in value:
             rows += _number_rows(value, prefix=f"{prefix}{key} ")

@@ -13,11 +13,13 @@ outputs, shared with ``QueryInstVIS.detect``; the model's settings (normalisatio
 the ONNX file's metadata (``METADATA_KEY``).
 
 RoIAlign: torchvision's ONNX symbolic turns ``roi_align(aligned=True)`` into RoiAlign-16 with
-``coordinate_transformation_mode="half_pixel"`` (so opset >= 16; 17 is used). The data-dependent pooling of
-``multilevel_roi_align`` (``nonzero`` + ``index_copy_`` per level, skipped when empty) would be frozen by
-tracing, so ``pool_static`` pools every RoI at every level and keeps each RoI's own level with ``where``:
-a static graph with the same values (RoIAlign computes each RoI on its own), at 4x the RoIAlign work,
-which is small next to the heads. The lazy P2/P3 of ``QueryInst.run_stages`` are not used in the graph.
+``coordinate_transformation_mode="half_pixel"`` (so opset >= 16; 17 is used). ``multilevel_roi_align`` skips
+an empty level with a Python ``if``, which tracing would freeze, so ``pool_static`` has no Python control
+flow: per level it gathers that level's RoIs (``nonzero``, possibly none), pools them and scatters them
+into place (``index_put``: ScatterND), the same values (RoIAlign computes each RoI on its own) with each
+RoI pooled once. (It used to pool every RoI at every level and keep its own level with ``where``: 4x the
+RoIAlign work, a third of the MobileNetV3 network's time at 192x320 in ONNX Runtime, docs/benchmarks.md.)
+The lazy P2/P3 of ``QueryInst.run_stages`` are not used in the graph.
 """
 from __future__ import annotations
 
@@ -48,13 +50,15 @@ METADATA_KEY = "queryinst_vis"
 
 
 def pool_static(features: list[Tensor], rois: Tensor, output_size: int, stage: QueryStage) -> Tensor:
-    """``multilevel_roi_align`` without data-dependent control flow: rois [K, 5] -> [K, C, S, S]."""
-    levels = assign_levels(rois[:, 1:], len(features), stage.finest_scale)[:, None, None, None]
-    out = None
+    """``multilevel_roi_align`` without data-dependent control flow: rois [K, 5] -> [K, C, S, S]; each RoI
+    pooled at its own level only (a RoI of no level, -1, stays zero as there)."""
+    levels = assign_levels(rois[:, 1:], len(features), stage.finest_scale)
+    out = features[0].new_zeros((rois.shape[0], features[0].shape[1], output_size, output_size))
     for lvl, (feat, stride) in enumerate(zip(features, stage.strides)):
-        pooled = roi_align(feat, rois, output_size, spatial_scale=1.0 / stride,
+        idx = torch.nonzero(levels == lvl)[:, 0]
+        pooled = roi_align(feat, rois[idx], output_size, spatial_scale=1.0 / stride,
                            sampling_ratio=stage.sampling_ratio, aligned=True)
-        out = torch.where(levels == lvl, pooled, torch.zeros_like(pooled) if out is None else out)
+        out = out.index_put((idx,), pooled)
     return out
 
 
@@ -160,6 +164,12 @@ class OnnxQueryInstVIS:
         num_threads: ONNX Runtime intra-op threads (default: torch's current setting).
         max_per_frame / score_threshold / mask_threshold: override the values stored at export.
     """
+
+    # torch's threads for the small ops around the network in vis.inference.track_frames (resize, selection,
+    # paste): the network has ONNX Runtime's own threads; a parallel region of such small ops costs about
+    # what it saves alone and waits for a busy core beside another process (docs/benchmarks.md). Each
+    # element is computed as with more threads, so the results are the same.
+    postprocess_threads = 1
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None, max_per_frame: int | None = None,
                  score_threshold: float | None = None, mask_threshold: float | None = None) -> None:

@@ -60,3 +60,21 @@ def test_contention_section_times_the_loop_alone_and_beside_a_busy_process(monke
     assert len(started) == 1 and started[0].poll() is not None  # the neighbour was stopped
     (target,) = targets({"contention": result})
     assert target.limit == 2.0 and target.value == result["ratio"]
+
+
+def test_timed_calls_times_functions_and_methods_in_place_and_restores_them():
+    import types
+
+    from queryinst.vis.bench.harness import _timed_calls
+
+    module = types.SimpleNamespace(double=lambda x: 2 * x)
+
+    class Box:
+        def get(self, x):
+            return x + 1
+
+    original_double, original_get = module.double, Box.get
+    with _timed_calls({"double": (module, "double"), "get": (Box, "get")}) as seconds:
+        assert module.double(3) == 6 and Box().get(1) == 2 and Box().get(2) == 3
+    assert seconds["double"] > 0 and seconds["get"] > 0
+    assert module.double is original_double and Box.get is original_get

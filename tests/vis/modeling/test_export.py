@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from queryinst.image.postprocess import paste_masks
+from queryinst.image.roi_pooler import multilevel_roi_align
 from queryinst.tracking import OnlineTracker
 from queryinst.vis.inference import track_frames
 from queryinst.vis.modeling.build import build_queryinst_vis
-from queryinst.vis.modeling.export import FrameNetwork, export_onnx, export_torchscript
+from queryinst.vis.modeling.export import FrameNetwork, export_onnx, export_torchscript, pool_static
 from support.repo import tiny_config
 
 pytest.importorskip("onnx")
@@ -53,6 +54,41 @@ def test_frame_network_equals_the_models_raw_outputs():
         want_emb = model.embed(feats, rois)
     assert torch.equal(cls_logits, raw["cls_logits"][-1]) and torch.equal(boxes, raw["boxes"][-1])
     assert torch.equal(mask_logits, raw["mask_logits"]) and torch.equal(embeddings, want_emb)
+
+
+class _Pool(torch.nn.Module):
+    def __init__(self, stage):
+        super().__init__()
+        self.stage = stage
+
+    def forward(self, p2, p3, p4, p5, rois):
+        return pool_static([p2, p3, p4, p5], rois, 7, self.stage)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_pool_static_in_onnxruntime_pools_each_roi_at_its_level_empty_levels_included(tmp_path):
+    """The graph gathers each level's RoIs with nonzero (possibly none) and scatters them back: ONNX Runtime
+    gives multilevel_roi_align's values for RoIs on one level only, on every level, and for an inverted box
+    (level -1: zeros), whatever RoIs the graph was traced with."""
+    stage = _tiny_model().detector.stages[-1]
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(1, 8, 128 // s, 192 // s, generator=g) for s in (4, 8, 16, 32)]
+    traced_with = torch.tensor([[0, 2.0, 3.0, 40.0, 50.0], [0, 0.0, 0.0, 190.0, 127.0]])
+    path = tmp_path / "pool.onnx"
+    with torch.no_grad():
+        torch.onnx.export(_Pool(stage), (*feats, traced_with), path, dynamo=False, opset_version=17,
+                          input_names=["p2", "p3", "p4", "p5", "rois"], dynamic_axes={"rois": {0: "k"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    cases = {"one level": [[0, 1.0, 1.0, 20.0, 30.0], [0, 30.0, 40.0, 60.0, 70.0]],
+             "every level": [[0, 1.0, 1.0, 20.0, 30.0], [0, 10.0, 5.0, 130.0, 90.0], [0, 0.0, 0.0, 190.0, 127.0],
+                             [0, 50.0, 20.0, 120.0, 70.0]],
+             "inverted box": [[0, 40.0, 40.0, 10.0, 60.0], [0, 10.0, 5.0, 130.0, 90.0]]}
+    for name, rois in cases.items():
+        rois = torch.tensor(rois)
+        want = multilevel_roi_align(feats, rois, 7, stage.strides, stage.sampling_ratio, stage.finest_scale)
+        got = session.run(None, {f"p{i + 2}": f.numpy() for i, f in enumerate(feats)} | {"rois": rois.numpy()})[0]
+        assert got.shape == tuple(want.shape) and _close(torch.from_numpy(got), want), name
+    assert not want[0].any()  # the inverted box
 
 
 @pytest.mark.parametrize("size", [(96, 128), (70, 150), (160, 224)])  # the export size, then others
