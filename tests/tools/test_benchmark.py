@@ -32,8 +32,13 @@ def test_harness_runs_every_section_on_tiny_settings(tmp_path, load_tool):
     assert image["detections"]["mask_rcnn"] == 100  # box_score_thresh=0: it really returns 100
     assert report["sections"]["tracker"]["hungarian"]["live_tracks"] == 20
     assert report["sections"]["decode"]["cv2_loop_fps"] > 0
+    training = report["sections"]["training"]  # ours always; mmdetection's where it imports (its own env)
+    assert training["cases"]["training_step"]["median_ms"] > 0 and training["stages"] == 2
+    timed_mmdet = "mmdet_training_step" in training["cases"]
+    assert timed_mmdet == (training["mmdet"] == "timed in this process") == ("ratios" in training)
     assert [t["name"][:3] for t in report["targets"]][:4] == ["(1)", "(2)", "(3)", "(4)"]
-    assert {t["name"][:3] for t in report["targets"][4:]} == {"(5)", "(7)"}  # (6) is the GPU, not run here
+    # (6) is the GPU, not run here; (8) needs mmdetection
+    assert {t["name"][:3] for t in report["targets"][4:]} == {"(5)", "(7)"} | ({"(8)"} if timed_mmdet else set())
     text = format_report(report)
     assert "ratio frame/floor" in text and "targets" in text
 
