@@ -219,8 +219,12 @@ def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
         check_config(stored_cfg, cfg, path)
     _load_model_state(model, state, path, strict)
     if optimizer is not None and data.get("optimizer") is not None:
+        # the kernel choice (fused / foreach) is this process's, not training state: keep it
+        kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
         try:
             optimizer.load_state_dict(data["optimizer"])
+            for group, chosen in zip(optimizer.param_groups, kernels):
+                group.update(chosen)
         except (ValueError, KeyError) as e:
             raise ValueError(f"{path}: optimizer state does not fit ({e})") from None
     if scheduler is not None and data.get("scheduler") is not None:

@@ -42,9 +42,11 @@ class DynamicConv(nn.Module):
         Returns [K, C_out] with the projection, else [K, S*S, C_out] (row-major spatial order).
         """
         x = roi_feats.flatten(2).transpose(1, 2)  # [K, S*S, C]
-        params = self.param_generator(queries)
-        w_in = params[:, : self.num_params_in].view(-1, self.in_channels, self.feat_channels)
-        w_out = params[:, self.num_params_in:].view(-1, self.feat_channels, self.out_channels)
+        # split, not two slices: the backward of a slice zero-fills the whole [K, params] gradient and
+        # copies its part in (twice, then adds); split's backward concatenates the two parts once
+        w_in, w_out = self.param_generator(queries).split([self.num_params_in, self.num_params_out], dim=1)
+        w_in = w_in.view(-1, self.in_channels, self.feat_channels)
+        w_out = w_out.view(-1, self.feat_channels, self.out_channels)
         x = self.activation(self.norm_in(torch.bmm(x, w_in)))
         x = self.activation(self.norm_out(torch.bmm(x, w_out)))
         if self.with_proj:

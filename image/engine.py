@@ -357,8 +357,8 @@ def _train(cfg: Config, resume: bool, device: torch.device, distributed: bool,
                 group = min(accumulate, batches_per_epoch - step * accumulate)
                 lr = optimizer.param_groups[-1]["lr"]
                 start = time.perf_counter()
-                losses = _train_step(net, loader, task.to_device, group, optimizer, scaler, params, cfg, device,
-                                     use_amp, iteration)
+                losses = train_step(net, loader, task.to_device, group, optimizer, scaler, params, cfg, device,
+                                    use_amp, iteration)
                 scheduler.step()
                 iteration += 1
                 step += 1
@@ -381,10 +381,11 @@ def _train(cfg: Config, resume: bool, device: torch.device, distributed: bool,
     return model
 
 
-def _train_step(net: nn.Module, loader: Iterator, to_device: Callable, group: int,
-                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, params: Sequence[Tensor],
-                cfg: Config, device: torch.device, use_amp: bool, iteration: int) -> dict[str, Tensor]:
-    """One optimiser step over ``group`` batches; returns the losses averaged over them (detached)."""
+def train_step(net: nn.Module, loader: Iterator, to_device: Callable, group: int,
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, params: Sequence[Tensor],
+               cfg: Config, device: torch.device, use_amp: bool, iteration: int) -> dict[str, Tensor]:
+    """One optimiser step over ``group`` batches; returns the losses averaged over them (detached). The
+    training benchmark times this very function (vis/bench/training_case.py)."""
     optimizer.zero_grad(set_to_none=True)
     sums: dict[str, Tensor] = {}
     for j in range(group):

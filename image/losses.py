@@ -53,23 +53,43 @@ def mask_targets(gt_masks: Tensor, boxes: Tensor, gt_indices: Tensor, size: int 
     gt_indices: [K] into gt_masks; clip_to: (h, w) of the padded batch. mmdetection's QueryInst
     config pads the GT masks with the images (``pad_mask=True`` in its DetDataPreprocessor), and
     ``mask_target_single`` (mmdet/structures/mask/mask_target.py) clips each box to that padded mask
-    size before ``BitmapMasks.crop_and_resize``. So here the selected masks are zero-padded at the
+    size before ``BitmapMasks.crop_and_resize``. So here the masks are zero-padded at the
     bottom/right to ``clip_to`` first: a box reaching past an image that is padded in its batch then
     samples zeros there, not the repeated edge row RoIAlign would read from an unpadded mask.
     Returns [K, size, size] float in {0, 1}: RoIAlign (aligned=True, sampling_ratio=0) of the binary
     mask, then >= 0.5, as mmdetection's ``BitmapMasks.crop_and_resize(binarize=True)``.
+    ``padded_gt_masks`` + ``crop_mask_targets`` are the same in two steps (the model pads an image's
+    masks once per training step, not once per stage).
     """
     if boxes.numel() == 0:
         return boxes.new_zeros((0, size, size))
-    masks = gt_masks[gt_indices].to(boxes.dtype)[:, None]  # [K, 1, H, W]
+    return crop_mask_targets(padded_gt_masks(gt_masks, boxes.dtype, clip_to), boxes, gt_indices, size,
+                             clip=clip_to is not None)
+
+
+def padded_gt_masks(gt_masks: Tensor, dtype: torch.dtype, clip_to: tuple[int, int] | None = None) -> Tensor:
+    """gt_masks [M, H, W] bool -> [M, 1, h, w] of ``dtype``, zero-padded at the bottom/right to ``clip_to``
+    (h, w) when given (see ``mask_targets``)."""
+    masks = gt_masks.to(dtype)[:, None]
     if clip_to is not None:
         h, w = clip_to
         if h < masks.shape[-2] or w < masks.shape[-1]:
             raise ValueError(f"GT masks of size {tuple(masks.shape[-2:])} exceed the padded batch size {(h, w)}")
         masks = torch.nn.functional.pad(masks, (0, w - masks.shape[-1], 0, h - masks.shape[-2]))
+    return masks
+
+
+def crop_mask_targets(masks: Tensor, boxes: Tensor, gt_indices: Tensor, size: int = 28, clip: bool = True) -> Tensor:
+    """masks [M, 1, h, w] from ``padded_gt_masks``; boxes [K, 4]; gt_indices [K] -> [K, size, size] in {0, 1}
+    (``mask_targets``; ``clip``: boxes clipped to (h, w) first). Each box is pooled from its own mask
+    (the GT index is RoIAlign's batch index), so no mask is copied."""
+    if boxes.numel() == 0:
+        return boxes.new_zeros((0, size, size))
+    if clip:
+        h, w = masks.shape[-2:]
         boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
                              boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], dim=1)
-    rois = torch.cat([torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], dim=1)
+    rois = torch.cat([gt_indices.to(boxes.dtype)[:, None], boxes], dim=1)
     out = roi_align(masks, rois, (size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)
     return (out[:, 0] >= 0.5).to(boxes.dtype)
 

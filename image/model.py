@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from .config import LossConfig
 from .data.collate import pad_and_normalize
 from .lazy_level import LazyLevel
-from .losses import (at_least_fp32, dice_loss, focal_loss_sum, giou_loss_sum, mask_logits_for_labels, mask_targets,
-                     normalizer, one_hot_targets)
+from .losses import (at_least_fp32, crop_mask_targets, dice_loss, focal_loss_sum, giou_loss_sum, mask_logits_for_labels,
+                     normalizer, one_hot_targets, padded_gt_masks)
 from .matcher import HungarianMatcher
 from .postprocess import paste_masks, topk_detections
 from .proposals import LearnedProposals
@@ -133,6 +133,7 @@ class QueryInst(nn.Module):
         device = raw.stages[0].boxes.device
         whwh = [torch.tensor([w, h, w, h], dtype=torch.float32, device=device) for h, w in raw.image_sizes]
         num_pos = normalizer(sum(len(t.labels) for t in targets), device)
+        gt_masks: list[Tensor] = []  # each image's GT masks padded like the batch, once for all stages
         losses: dict[str, Tensor] = {}
         for s, (stage, out) in enumerate(zip(self.stages, raw.stages)):
             weight = cfg.stage_weights[s] if s < len(cfg.stage_weights) else 1.0
@@ -148,7 +149,7 @@ class QueryInst(nn.Module):
             norm = torch.cat([whwh[b].expand(len(q), 4) for b, (q, _) in enumerate(matches)])
             l1 = (pred / norm - gt / norm).abs().sum()
             giou = giou_loss_sum(pred, gt)
-            dice = self._mask_loss(stage, raw, out, boxes, matches, targets).sum()
+            dice = self._mask_loss(stage, raw, out, boxes, matches, targets, gt_masks).sum()
             losses[f"s{s}.loss_cls"] = weight * cfg.focal_weight * focal / num_pos
             losses[f"s{s}.loss_l1"] = weight * cfg.l1_weight * l1 / num_pos
             losses[f"s{s}.loss_giou"] = weight * cfg.giou_weight * giou / num_pos
@@ -164,9 +165,10 @@ class QueryInst(nn.Module):
                 for b, (t, (h, w)) in enumerate(zip(targets, image_sizes))]
 
     def _mask_loss(self, stage: QueryStage, raw: RawOutputs, out: StageOutput, boxes: Tensor,
-                   matches: list[tuple[Tensor, Tensor]], targets: list[Targets]) -> Tensor:
+                   matches: list[tuple[Tensor, Tensor]], targets: list[Targets], gt_masks: list[Tensor]) -> Tensor:
         """Dice loss [K] of the matched queries: their GT-class logits vs the GT masks cropped by the
-        detached predicted boxes (mmdetection DynamicMaskHead.loss_and_target)."""
+        detached predicted boxes (mmdetection DynamicMaskHead.loss_and_target). ``gt_masks``: the
+        images' padded masks (``padded_gt_masks``), filled by the first stage that needs them."""
         rois = torch.cat([torch.cat([boxes.new_full((len(q), 1), b), boxes[b, q]], 1)
                           for b, (q, _) in enumerate(matches)])
         if rois.numel() == 0:
@@ -180,8 +182,11 @@ class QueryInst(nn.Module):
         labels = torch.cat([t.labels[g] for (_, g), t in zip(matches, targets)])
         logits = mask_logits_for_labels(stage.predict_masks(raw.features, rois, attn), labels)
         size = logits.shape[-1]
-        tgt = torch.cat([mask_targets(t.masks, at_least_fp32(boxes[b, q]), g, size, raw.padded_size)
-                         for b, ((q, g), t) in enumerate(zip(matches, targets))])
+        dtype = at_least_fp32(boxes).dtype
+        if not gt_masks:
+            gt_masks += [padded_gt_masks(t.masks, dtype, raw.padded_size) for t in targets]
+        tgt = torch.cat([crop_mask_targets(m, at_least_fp32(boxes[b, q]), g, size)
+                         for b, ((q, g), m) in enumerate(zip(matches, gt_masks))])
         return dice_loss(at_least_fp32(logits).sigmoid(), tgt, self.loss_cfg.dice_eps)
 
     # ------------------------------------------------------------------------------------------

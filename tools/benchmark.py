@@ -1,7 +1,7 @@
 """Time QueryInst-VIS against its peers in one process and check the speed targets (docs/benchmarks.md).
 
     python tools/benchmark.py --threads 2 --out benchmarks/cpu.json [--repeats 10] [--warmup 2] \\
-        [--sections vis image tracker eval realtime decode] [--no-onnx] [--tiny]
+        [--sections vis image tracker eval realtime decode contention training] [--no-onnx] [--tiny]
 
 Prints the tables (absolute medians, ratios, load average, top operators, targets) and writes the
 whole report as JSON (atomically). Threads are fixed with torch.set_num_threads before anything runs;

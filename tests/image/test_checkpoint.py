@@ -60,6 +60,24 @@ def test_round_trip_restores_everything(tmp_path):
     assert s1.keys() == s2.keys() and all(torch.equal(s1[k]["exp_avg"], s2[k]["exp_avg"]) for k in s1)
 
 
+def test_the_optimizer_keeps_its_own_kernel_choice_on_resume(tmp_path):
+    """A checkpoint of a run without the fused AdamW kernel resumes with it on the CPU (the kernel is
+    the process's choice, not training state), and the other way round."""
+    cfg = _cfg()
+    model, opt, sched = _trained_state(cfg)
+    for g in opt.param_groups:
+        g["fused"] = None
+    path = tmp_path / "last.pth"
+    save_checkpoint(str(path), model, opt, sched, epoch=1, iteration=5, cfg=cfg)
+    opt2 = build_optimizer(cfg.solver, model)
+    load_checkpoint(str(path), model, opt2, cfg=cfg)
+    assert all(g["fused"] for g in opt2.param_groups)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) if p.requires_grad else None
+    opt2.step()  # the loaded state works with the fused kernel
+    assert all(int(s["step"]) == 2 for s in opt2.state.values())
+
+
 def test_missing_and_corrupt_files(tmp_path):
     cfg = _cfg()
     model = build_queryinst(cfg)

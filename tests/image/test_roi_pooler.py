@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 from torchvision.ops import roi_align
 
@@ -69,3 +70,45 @@ def test_inference_pooling_split_over_threads_is_bit_identical(monkeypatch):
     assert torch.equal(got, want) and torch.equal(graded.detach(), want)
     assert len(calls) > 2 * len(single)  # the split path ran: more, smaller calls
     assert max(calls[: len(calls) - len(single)]) < max(single)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("size,ratio,scale", [(7, 2, 0.25), (14, 2, 0.125), (7, 1, 0.5), (7, 3, 1 / 32)])
+def test_training_backward_gives_torchvision_gradient(dtype, size, ratio, scale):
+    """RoIAlignWindowGrad: torchvision's forward bit for bit; its gradient to rounding, for RoIs inside,
+    across the border, wholly outside, tiny, inverted on one axis and covering the whole map."""
+    from queryinst.image.roi_pooler import RoIAlignWindowGrad
+
+    g = torch.Generator().manual_seed(0)
+    b, c, h, w, r = 2, 8, 33, 41, 60
+    feat = torch.randn(b, c, h, w, generator=g, dtype=dtype, requires_grad=True)
+    span = torch.tensor([w / scale * 1.2, h / scale * 1.2], dtype=dtype)
+    xy = torch.rand(r, 2, generator=g, dtype=dtype) * span - 20
+    rois = torch.cat([torch.randint(0, b, (r, 1), generator=g).to(dtype), xy,
+                      xy + torch.rand(r, 2, generator=g, dtype=dtype) * 150 + 0.5], 1)
+    rois[:5, 1:] = torch.tensor([[0, 0, w / scale, h / scale], [-50, -50, -10, -10],
+                                 [w / scale - 2, h / scale - 2, w / scale + 30, h / scale + 30],
+                                 [10, 10, 10.2, 10.1], [30, 40, 20, 60]], dtype=dtype)
+    grad_out = torch.randn(r, c, size, size, generator=g, dtype=dtype)
+    ref = roi_align(feat, rois, size, spatial_scale=scale, sampling_ratio=ratio, aligned=True)
+    (want,) = torch.autograd.grad(ref, feat, grad_out)
+    out = RoIAlignWindowGrad.apply(feat, rois, size, scale, ratio)
+    (got,) = torch.autograd.grad(out, feat, grad_out)
+    assert torch.equal(out, ref)
+    tolerance = 1e-13 if dtype == torch.float64 else 1e-5
+    assert float((got - want).abs().max()) <= tolerance * float(want.abs().max())
+
+
+def test_training_pooling_takes_the_window_gradient(monkeypatch):
+    import queryinst.image.roi_pooler as pooler
+
+    calls = []
+    real = pooler.RoIAlignWindowGrad.apply
+    monkeypatch.setattr(pooler.RoIAlignWindowGrad, "apply", lambda *a: calls.append(1) or real(*a))
+    feats = [torch.randn(1, 4, 64 // s, 64 // s, requires_grad=True) for s in (1, 2, 4, 8)]
+    rois = boxes_to_rois(torch.tensor([[[1.0, 2.0, 30.0, 40.0], [0.0, 0.0, 250.0, 250.0]]]))
+    multilevel_roi_align(feats, rois, 7, (4, 8, 16, 32)).sum().backward()
+    assert len(calls) == 2 and feats[0].grad.abs().sum() > 0
+    with torch.no_grad():
+        multilevel_roi_align(feats, rois, 7, (4, 8, 16, 32))
+    assert len(calls) == 2  # inference keeps torchvision's op (split over threads)

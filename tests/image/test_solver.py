@@ -46,6 +46,25 @@ def test_param_groups_backbone_mult_and_frozen_left_out():
     assert groups["head"]["lr"] == pytest.approx(1e-3)
     assert all(g["weight_decay"] == 1e-4 for g in opt.param_groups)
     assert isinstance(opt, torch.optim.AdamW)
+    assert all(g["fused"] for g in opt.param_groups)  # the CPU's fused kernel
+
+
+def test_fused_cpu_step_equals_the_plain_adamw_step_to_rounding():
+    model = _Toy()
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    plain = torch.optim.AdamW([dict(g) for g in build_optimizer(_solver(), model).param_groups])
+    for g in plain.param_groups:
+        g["fused"] = None
+    before = [p.detach().clone() for p in model.parameters()]
+    plain.step()
+    expected = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p, b in zip(model.parameters(), before):
+            p.copy_(b)
+    build_optimizer(_solver(), model).step()
+    for p, e, b in zip(model.parameters(), expected, before):
+        assert torch.allclose(p - b, e - b, rtol=1e-5, atol=1e-9)
 
 
 def test_schedule_values_at_given_iterations():

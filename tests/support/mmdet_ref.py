@@ -6,52 +6,19 @@ by a module whose functions raise, the RoI extractors are configured with mmcv's
 ``RoIAlign(use_torchvision=True)`` path, and ``BitmapMasks.crop_and_resize`` (mask targets) is given
 torchvision's ``roi_align`` with the arguments it passes to mmcv's (scale 1, sampling ratio 0, aligned),
 so only RoIAlign's kernel is shared by both sides. With full ``mmcv`` the compiled kernels are used.
+These helpers and the model's construction are the training benchmark's (vis/bench/training_case.py),
+so that the benchmark times the very model these tests compare.
 """
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import logging
 import os
-import sys
 import tempfile
-import types
 
 import pytest
 import torch
 
-
-def stub_missing_mmcv_ext() -> bool:
-    """mmcv-lite: give ``mmcv.ops`` a ``_ext`` whose functions raise, so its Python modules import.
-    Returns True when the stub is (or already was) in place, i.e. mmcv's compiled ops are missing."""
-    if isinstance(sys.modules.get("mmcv._ext"), types.ModuleType) and getattr(sys.modules["mmcv._ext"], "_qi_stub", False):
-        return True
-    if importlib.util.find_spec("mmcv._ext") is not None:
-        return False
-    ext = types.ModuleType("mmcv._ext")
-
-    def __getattr__(name: str):  # module-level __getattr__ (PEP 562)
-        if name.startswith("__"):  # __file__, __path__ ...: a plain module has none of these
-            raise AttributeError(name)
-
-        def unavailable(*args, **kwargs):
-            raise RuntimeError(f"mmcv._ext.{name} is not available in mmcv-lite")
-        return unavailable
-
-    ext.__getattr__ = __getattr__
-    ext.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", None)  # no loader: "mmcv-full missing"
-    ext._qi_stub = True
-    sys.modules["mmcv._ext"] = ext
-    return True
-
-
-def _torchvision_mask_roi_align(masks, rois, out_shape, spatial_scale, sampling_ratio, pool_mode, aligned):
-    """mmcv.ops.roi_align's signature as BitmapMasks.crop_and_resize calls it, on torchvision's kernel."""
-    from torchvision.ops import roi_align
-
-    assert pool_mode == "avg"
-    return roi_align(masks, rois, out_shape, spatial_scale=spatial_scale, sampling_ratio=sampling_ratio,
-                     aligned=aligned)
+from queryinst.vis.bench import training_case as mmdet_reference
+from queryinst.vis.bench.training_case import stub_missing_mmcv_ext  # noqa: F401  (the tests import it from here)
 
 
 def mmdet_config_path(*parts: str) -> str:
@@ -69,25 +36,9 @@ def build_mmdet_queryinst(seed: int = 0) -> torch.nn.Module:
     Made less symmetric than its init: random BatchNorm statistics and affine parameters, proposal
     boxes of many sizes so that every FPN level is used, moderate box deltas (mmdetection's mask paste
     fails on boxes wholly outside the image)."""
-    use_torchvision = stub_missing_mmcv_ext()
-    from mmengine.config import Config as MMConfig
-    from mmengine.logging import MMLogger
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    register_all_modules(init_default_scope=True)
-    model_cfg = MMConfig.fromfile(mmdet_config_path("queryinst", "queryinst_r50_fpn_1x_coco.py")).model
-    model_cfg.backbone.init_cfg = None  # no ImageNet download
-    if use_torchvision:
-        for extractor in (model_cfg.roi_head.bbox_roi_extractor, model_cfg.roi_head.mask_roi_extractor):
-            extractor.roi_layer.use_torchvision = True
-        import mmdet.structures.mask.structures as mask_structures
-
-        mask_structures.roi_align = _torchvision_mask_roi_align
+    mmdet_config_path("queryinst", "queryinst_r50_fpn_1x_coco.py")  # skips without mmdetection's configs
     torch.manual_seed(seed)
-    model = MODELS.build(model_cfg)
-    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs every tensor
-    model.init_weights()
+    model = mmdet_reference.build_mmdet_queryinst()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():

@@ -32,9 +32,15 @@ def test_harness_runs_every_section_on_tiny_settings(tmp_path, load_tool):
     assert image["detections"]["mask_rcnn"] == 100  # box_score_thresh=0: it really returns 100
     assert report["sections"]["tracker"]["hungarian"]["live_tracks"] == 20
     assert report["sections"]["decode"]["cv2_loop_fps"] > 0
+    training = report["sections"]["training"]  # ours always; mmdetection's where it imports (its own env)
+    assert training["cases"]["training_step"]["median_ms"] > 0 and training["stages"] == 2
+    timed_mmdet = "mmdet_training_step" in training["cases"]
+    assert timed_mmdet == (training["mmdet"] == "timed in this process") == ("ratios" in training)
     assert [t["name"][:3] for t in report["targets"]][:4] == ["(1)", "(2)", "(3)", "(4)"]
-    names = {t["name"][:3] for t in report["targets"][4:]}
-    assert names == ({"(5)", "(7)", "(8)", "(9)"} if _has_onnxruntime() else {"(5)", "(7)"})  # (6): the GPU
+    names = {t["name"][:4].rstrip(" ") for t in report["targets"][4:]}
+    # (6) is the GPU, not run here; (8)/(9) need onnxruntime, (10) mmdetection
+    assert names == {"(5)", "(7)"} | ({"(8)", "(9)"} if _has_onnxruntime() else set()) | \
+        ({"(10)"} if timed_mmdet else set())
     if _has_onnxruntime():  # the int8 section at tiny size: R50 (here R18) frame and the real-time loop
         int8 = report["sections"]["int8"]
         assert {"onnx_frame", "onnx_int8_frame", "floor_backbone", "onnx_network", "onnx_int8_network"} <= \

@@ -19,6 +19,9 @@ Sections (``run_benchmark``; ``BenchmarkSettings`` holds the sizes):
   int8      ONNX Runtime int8 (vis/modeling/quantize.py) against fp32: the R50 VIS network and whole loop
             against the R50-FPN floor, and the real-time config's whole loop per input size, with where
             that loop's time goes (``bench_int8``).
+  training  one training iteration of the image QueryInst (R50, 100 queries, batch 2 padded to 512x640,
+            forward + losses + backward + clipping + AdamW) against mmdetection 3.3's QueryInst on the
+            same batch with the same weights, when mmdetection is importable (vis/bench/training_case.py).
 
 Weights are random (nothing is downloaded), with two changes so that the work is a trained model's worst
 case rather than an artefact of random boxes (``plausible_boxes``): the learned proposals sit on a fixed
@@ -65,7 +68,7 @@ from .ytvis_case import make_benchmark_case
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = ("vis", "image", "tracker", "eval", "realtime", "decode", "contention", "int8")
+SECTIONS = ("vis", "image", "tracker", "eval", "realtime", "decode", "contention", "int8", "training")
 REALTIME_CONFIG = "configs/synthetic/vis_synth_mnv3.yaml"
 
 
@@ -95,6 +98,11 @@ class BenchmarkSettings:
     decode_size: tuple[int, int] = (360, 640)
     decode_frames: int = 120
     contention_size: tuple[int, int] = (192, 320)  # the demo architecture's own input size
+    training_sizes: tuple[tuple[int, int], ...] = ((500, 620), (470, 640))  # (h, w) per image: padded 512x640
+    training_queries: int = 100
+    training_classes: int = 80
+    training_instances: int = 6  # per image
+    training_stages: int = 6
     onnx: bool = True  # also time the ONNX Runtime path (skipped when onnxruntime is missing)
     int8_calibration_frames: int = 8  # int8 section: frames to calibrate on (benchmark frames, other seeds)
     realtime_fps_targets: tuple[float, ...] = (60.0, 30.0)  # int8 section: per realtime size (issue 15)
@@ -106,7 +114,9 @@ class BenchmarkSettings:
         return cls(repeats=1, warmup=0, backbone="resnet18", vis_size=(64, 96), vis_queries=4, vis_classes=3,
                    image_size=(64, 96), image_queries=6, image_classes=3, tracker_tracks=20, tracker_dim=32,
                    tracker_frames=5, eval_videos=3, eval_preds=2, eval_size=(32, 48), realtime_sizes=((48, 80),),
-                   decode_size=(32, 48), decode_frames=4, contention_size=(48, 80), int8_calibration_frames=2)
+                   decode_size=(32, 48), decode_frames=4, contention_size=(48, 80), int8_calibration_frames=2,
+                   training_sizes=((60, 90), (64, 80)), training_queries=6, training_classes=3, training_instances=2,
+                   training_stages=2)
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -589,8 +599,43 @@ def _timed_calls(spots: dict[str, tuple[Any, str]]) -> Iterator[dict[str, float]
             setattr(owner, attr, originals[name])
 
 
+# ----------------------------------------------------------------------------------------- training
+def bench_training(s: BenchmarkSettings) -> dict[str, Any]:
+    """One training iteration (vis/bench/training_case.py) of ours and, when importable, of mmdetection's
+    QueryInst: same batch, same weights (``plausible_boxes`` spreads the proposals over every level),
+    interleaved; the top operators of our step (and of mmdetection's). Target (8): ours / mmdetection."""
+    from .training_case import TrainingBatch, ellipse_instances, mmdet_step, our_step, twin_models
+
+    cfg = Config()
+    cfg.model.backbone, cfg.model.num_proposals = s.backbone, s.training_queries
+    cfg.model.num_classes, cfg.model.num_stages = s.training_classes, s.training_stages
+    h, w = (max(sizes) for sizes in zip(*s.training_sizes))
+    ours, theirs, why = twin_models(cfg, s.seed, lambda m: plausible_boxes(m, h, w, s.seed))
+    batch = TrainingBatch([_image(bh, bw, s.seed + i) for i, (bh, bw) in enumerate(s.training_sizes)],
+                          [ellipse_instances(bh, bw, s.training_instances, s.training_classes, s.seed + i)
+                           for i, (bh, bw) in enumerate(s.training_sizes)])
+    cases = {"training_step": our_step(ours, batch)}
+    if theirs is not None:
+        cases["mmdet_training_step"] = mmdet_step(theirs, batch)
+    timings, loads = time_interleaved(cases, s.repeats, min(s.warmup, 1))
+    out: dict[str, Any] = {"backbone": s.backbone, "images": [list(x) for x in s.training_sizes],
+                           "queries": s.training_queries, "stages": s.training_stages, "classes": s.training_classes,
+                           "instances_per_image": s.training_instances,
+                           "mmdet": "timed in this process" if theirs is not None else why,
+                           "cases": timings, "load_1min": loads}
+    if theirs is not None:
+        out["ratios"] = {"training_step/mmdet_training_step": timings["training_step"]["median_ms"]
+                         / timings["mmdet_training_step"]["median_ms"]}
+    if s.repeats > 1:
+        out["profile_training_step"] = top_operators(cases["training_step"], calls=1, limit=16)
+        if theirs is not None:
+            out["profile_mmdet_training_step"] = top_operators(cases["mmdet_training_step"], calls=1, limit=16)
+    return out
+
+
 _RUNNERS = {"vis": bench_vis, "image": bench_image, "tracker": bench_tracker, "eval": bench_eval,
-            "realtime": bench_realtime, "decode": bench_decode, "contention": bench_contention, "int8": bench_int8}
+            "realtime": bench_realtime, "decode": bench_decode, "contention": bench_contention, "int8": bench_int8,
+            "training": bench_training}
 
 
 def run_benchmark(settings: BenchmarkSettings, command: str = "") -> dict[str, Any]:

@@ -59,6 +59,10 @@ def targets(sections: Mapping[str, Any]) -> list[Target]:
                 for case, backend in (("onnx_frame_fps", "ONNX Runtime fp32"), ("onnx_int8_frame_fps", "int8")):
                     out.append(Target(f"(9) MobileNetV3 config whole loop at {key}, {backend}", entry[case],
                                       entry["target_fps"], "frames/s", higher_is_better=True))
+    if "training" in sections and "ratios" in sections["training"]:  # only when mmdetection was timed
+        t = sections["training"]
+        out.append(Target(f"(10) training step {t['backbone']} {t['queries']}q batch {len(t['images'])} / mmdetection's",
+                          t["ratios"]["training_step/mmdet_training_step"], 0.60, "x"))
     return out
 
 
