@@ -603,7 +603,7 @@ def _timed_calls(spots: dict[str, tuple[Any, str]]) -> Iterator[dict[str, float]
 def bench_training(s: BenchmarkSettings) -> dict[str, Any]:
     """One training iteration (vis/bench/training_case.py) of ours and, when importable, of mmdetection's
     QueryInst: same batch, same weights (``plausible_boxes`` spreads the proposals over every level),
-    interleaved; the top operators of our step (and of mmdetection's). Target (8): ours / mmdetection."""
+    interleaved; the top operators of our step (and of mmdetection's). Target (10): ours / mmdetection."""
     from .training_case import TrainingBatch, ellipse_instances, mmdet_step, our_step, twin_models
 
     cfg = Config()
