@@ -54,9 +54,10 @@ class VisSolverConfig(SolverConfig):
 # "auto" picks the one measured best on the synthetic valid split (AUTO_EMBEDDING).
 EMBEDDINGS = ("track_head", "queries", "attention", "none")
 # "auto" for a model with a track head (a QueryInst-VIS checkpoint) and without one (an image checkpoint):
-# the last-stage queries for both, measured best on the synthetic valid split (tools/compare_embeddings.py,
-# table in docs/design.md#association-embeddings); the track head stays an option (inference.embedding).
-AUTO_EMBEDDING = {"vis": "queries", "image": "queries"}
+# the last stage's post-attention query features for both, measured best on the synthetic held-out videos
+# (tools/compare_embeddings.py, tables in docs/design.md#association-embeddings); the track head stays an
+# option (inference.embedding).
+AUTO_EMBEDDING = {"vis": "attention", "image": "attention"}
 
 
 @dataclass

@@ -17,6 +17,7 @@ from queryinst.image.checkpoint import save_checkpoint
 from queryinst.image.config import Config, merge_into
 from queryinst.image.mmdet_import import convert_mmdet_checkpoint, to_mmdet_state_dict
 from queryinst import VideoTracker
+from queryinst.vis.config import AUTO_EMBEDDING
 from queryinst.vis.data.synthetic import make_ytvis_splits
 from support.repo import load_tool
 from support.videos import moving_square, write_mjpeg_avi
@@ -94,7 +95,7 @@ def test_submit_ytvis(tmp_path, image_checkpoint):
 
 def test_python_side(image_checkpoint, video):
     tracker = VideoTracker.from_pretrained(image_checkpoint, device="cpu", score_threshold=0.0)
-    assert tracker.model.track_head is None and tracker.model.embedding == "queries"
+    assert tracker.model.track_head is None and tracker.model.embedding == AUTO_EMBEDDING["image"]
     frames = list(tracker.track(str(video)))
     assert len(frames) == 6 and all(len(f) == 10 for f in frames)
     assert set(frames[0].class_names) <= set(NAMES) and np.array_equal(frames[0].track_ids, np.arange(1, 11))
