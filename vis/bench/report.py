@@ -27,7 +27,7 @@ def targets(sections: Mapping[str, Any]) -> list[Target]:
     """The project's speed targets (docs/design.md#speed-goals, docs/benchmarks.md), for the sections run."""
     out = []
     if "vis" in sections:
-        out.append(Target("(1) QueryInst-VIS frame (incl. track head, tracker) / R50-FPN floor",
+        out.append(Target("(1) QueryInst-VIS frame (detect, embeddings, tracker, RLE) / R50-FPN floor",
                           sections["vis"]["ratios"]["frame/floor"], 1.20, "x"))
     if "image" in sections:
         out.append(Target(f"(2) image QueryInst {sections['image']['queries']}q / Mask R-CNN",
