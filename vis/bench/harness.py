@@ -7,7 +7,8 @@ are ratios taken in the same process. Every section times its cases interleaved 
 
 Sections (``run_benchmark``; ``BenchmarkSettings`` holds the sizes):
   vis       QueryInst-VIS per frame (R50, 10 queries, 40 classes, 360x640), split into backbone / stages /
-            mask head + paste / track head / tracker, plus ``detect`` and the whole library loop
+            mask head + paste / track head (an option: the default association uses the query features,
+            free) / tracker, plus ``detect`` and the whole library loop
             (``vis.inference.track_frames``: resize, detect, tracker, RLE), the bare torchvision
             R50-FPN backbone (the floor) on the same padded input, and the ONNX Runtime loop.
   image     image QueryInst (R50, 100 queries, 80 classes, 800x1333) against torchvision Mask R-CNN
@@ -27,7 +28,7 @@ Weights are random (nothing is downloaded), with two changes so that the work is
 case rather than an artefact of random boxes (``plausible_boxes``): the learned proposals sit on a fixed
 spread of object-sized boxes that uses every pyramid level, and the last box-regression layer of every
 stage is zeroed so the boxes stay there; and the VIS score threshold is 0, so all 10 queries are
-detected (mask head, paste, track head and tracker all run on 10 detections).
+detected (mask head, paste, embeddings and tracker all run on 10 detections).
 """
 from __future__ import annotations
 
