@@ -191,7 +191,7 @@ def _load_model_state(model: nn.Module, state: dict[str, torch.Tensor], path: st
 def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any | None = None, scaler: Any | None = None, cfg: Any | None = None,
                     map_location: str | torch.device = "cpu", strict: bool = True,
-                    restore_rng: bool = False) -> dict[str, Any]:
+                    restore_rng: bool = False, data: dict | None = None) -> dict[str, Any]:
     """Load weights (and optionally the training state) from ``path`` with ``weights_only=True``.
 
     Args:
@@ -203,6 +203,8 @@ def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
         map_location: where tensors are loaded.
         strict: every model tensor must be in the checkpoint and vice versa.
         restore_rng: also restore the RNG states saved with the checkpoint (exact resume).
+        data: the checkpoint already read from ``path`` (``read_torch_file``), so that a caller that looked
+            into it first does not read the file twice; ``path`` then only names it in errors.
 
     Returns:
         ``{"epoch": int, "iteration": int, "config": dict | None, "extra": dict}``.
@@ -212,7 +214,7 @@ def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
         ValueError: unreadable or not a checkpoint, built for another config, or a tensor whose shape
             differs (the message names the file and the key or tensor).
     """
-    data = _read(path, map_location)
+    data = _read(path, map_location) if data is None else data
     state = read_model_state_from(data, path)
     stored_cfg = data.get("config") if isinstance(data.get("config"), dict) else None
     if cfg is not None and stored_cfg is not None:

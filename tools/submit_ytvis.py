@@ -40,7 +40,7 @@ from queryinst.tracking import OnlineTracker
 from queryinst.vis.data.ytvis import YTVISDataset, load_frame
 from queryinst.vis.eval.submission import in_split_order, validate_results, write_results_zip
 from queryinst.vis.inference import predict_split
-from queryinst.vis.modeling.build import load_vis_config, load_vis_model
+from queryinst.vis.modeling.build import load_vis_model
 from queryinst.vis.modeling.quantize import add_backend_arguments, runtime_model
 
 
@@ -71,17 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         cli.check_output_file(args.out, "submission zip")  # before the inference, not after it
         if args.results_json:
             cli.check_output_file(args.results_json, "results JSON")
-        cfg, _ = load_vis_config(args.config, args.weights, args.overrides)
         split = YTVISDataset(args.json, args.frames)
+        cli.apply_threads(args.threads)
+        announce(f"loading the model ({args.weights}) ...")
+        # Loaded on the CPU, then moved: the device comes from the config the checkpoint brings.
+        cfg, model, _, _ = load_vis_model(args.config, args.weights, args.overrides, device="cpu")
         if split.num_classes != cfg.model.num_classes:
             raise ValueError(f"{args.json}: {split.num_classes} categories, the model has {cfg.model.num_classes}")
-        cli.apply_threads(args.threads)
         device = cli.select_device(cfg.run.device)  # under torchrun: cuda:LOCAL_RANK, or the CPU
         init_from_env(device)  # torchrun: join the group; one process: nothing
         rank, world = get_rank(), get_world_size()
-        announce(f"loading the model ({args.weights}) ...")
-        _, model, _, _ = load_vis_model(args.config, args.weights, args.overrides, device=device)
-        model = runtime_model(model, args.backend, cfg.data.test_min_size, cfg.data.test_max_size,
+        model = runtime_model(model.to(device), args.backend, cfg.data.test_min_size, cfg.data.test_max_size,
                               args.calibration or split_calibration_frames(split.videos), args.calibration_frames)
         # Under torchrun each rank tracks every world-th video; rank 0 gathers and writes. Videos are
         # independent (the tracker restarts per video), so the merged records equal one process's.

@@ -7,11 +7,11 @@ embedding term changes, so a row's difference to the "none" row is what its embe
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...tracking import OnlineTracker
-from ...tracking.config import TrackerConfig
 from ..config import VisConfig
 from ..inference import predict_split
 from ..modeling.model import QueryInstVIS
@@ -33,7 +33,7 @@ def compare_embeddings(model: QueryInstVIS, cfg: VisConfig, videos: Sequence, ca
     rows = []
     try:
         for mode in modes:
-            tracker_cfg = TrackerConfig(**{**vars(cfg.tracker), "mode": mode})
+            tracker_cfg = dataclasses.replace(cfg.tracker, mode=mode)
             for source in sources:
                 if source == "track_head" and model.track_head is None:
                     continue

@@ -15,7 +15,7 @@ from queryinst.weights import resolve_weights
 
 from ...image.build import build_queryinst
 from ...image.checkpoint import load_checkpoint, read_model_state, read_model_state_from
-from ...image.config import Config, config_from_dict, config_to_dict, load_config, merge_into, parse_overrides
+from ...image.config import Config, config_from_dict, config_to_dict, merge_into, parse_overrides
 from ...image.fuse import fold_batchnorm
 from ...image.mmdet_keys import mmdet_key_map
 from ...image.safe_load import read_torch_file
@@ -105,10 +105,11 @@ def class_names_from_checkpoint(extra: dict, num_classes: int) -> list[str]:
     return [f"class{k}" for k in range(num_classes)]
 
 
-def _checkpoint_kind(path: str) -> tuple[str, dict | None]:
-    """("vis" | "image", the stored config or None) of a checkpoint: "vis" when it holds track-head weights,
-    else an image QueryInst checkpoint (ours, or converted by tools/convert_mmdet.py). Raises ValueError for
-    an unconverted mmdetection checkpoint, FileNotFoundError / ValueError for an unreadable file."""
+def _read_checkpoint(path: str) -> tuple[dict, str, dict | None]:
+    """(the checkpoint's data, "vis" | "image", its stored config or None): "vis" when it holds track-head
+    weights, else an image QueryInst checkpoint (ours, or converted by tools/convert_mmdet.py). Raises
+    ValueError for an unconverted mmdetection checkpoint, FileNotFoundError / ValueError for an unreadable
+    file."""
     data = read_torch_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a checkpoint (holds a {type(data).__name__}, expected a dict)")
@@ -118,7 +119,7 @@ def _checkpoint_kind(path: str) -> tuple[str, dict | None]:
                          "or give a registered name (docs/model_zoo.md)")
     stored = data.get("config") if isinstance(data.get("config"), dict) else None
     kind = "vis" if any(k.startswith("track_head.") for k in state) else "image"
-    return kind, stored
+    return data, kind, stored
 
 
 def vis_config_for_image_model(image_cfg: Config) -> VisConfig:
@@ -142,38 +143,34 @@ def load_vis_config(config: str | os.PathLike | VisConfig | None, weights: str |
     QueryInst-VIS checkpoint. config: a YAML (task vis, or task image for an image checkpoint), an
     already loaded ``VisConfig`` (used as is), or None for the config stored in the checkpoint.
     overrides: dotted overrides of the VisConfig (``tracker.mode=masktrack``)."""
-    weights = resolve_weights(os.fspath(weights))  # a registered name -> its cached file
-    kind, stored = _checkpoint_kind(weights)
-    if isinstance(config, VisConfig):
-        if kind == "image":
-            raise ValueError(f"{weights}: an image QueryInst checkpoint (no track head) given with a VIS config; "
-                             "give its image config, or none (the checkpoint's own)")
-        return config, None
-    if config is None:
-        if stored is None:
-            raise ValueError(f"{weights}: the checkpoint stores no config; give --config")
-        data, source = stored, weights
-    else:
-        data, source = _read_yaml_task(os.fspath(config)), os.fspath(config)
-    task = data.get("task", "image") if isinstance(data, dict) else "image"
-    if kind == "vis":
-        if task != "vis":
-            raise ValueError(f"{weights}: a QueryInst-VIS checkpoint given with an image config ({source})")
-        cfg = (config_from_dict(stored, VisConfig) if config is None
-               else load_config(os.fspath(config), [], schema=VisConfig))
-        return merge_into(cfg, parse_overrides(list(overrides))), None
-    if task == "vis":
-        raise ValueError(f"{weights}: an image QueryInst checkpoint (no track head) given with a VIS config "
-                         f"({source}); give its image config, or none (the checkpoint's own)")
-    image_cfg = config_from_dict(stored, Config) if config is None else load_config(os.fspath(config), [], Config)
-    return merge_into(vis_config_for_image_model(image_cfg), parse_overrides(list(overrides))), image_cfg
+    cfg, image_cfg, _ = _tracking_config(config, resolve_weights(os.fspath(weights)), overrides)
+    return cfg, image_cfg
 
 
-def _read_yaml_task(path: str) -> dict:
-    """{"task": ...} of a YAML config (or of its base); "image" when neither says."""
+def _tracking_config(config: str | os.PathLike | VisConfig | None, weights: str, overrides: Sequence[str]
+                     ) -> tuple[VisConfig, Config | None, dict]:
+    """``load_vis_config`` for a checkpoint file, also returning the checkpoint's data (read once)."""
     from ..config import load_task_config
 
-    return {"task": load_task_config(path).task}
+    data, kind, stored = _read_checkpoint(weights)
+    if isinstance(config, VisConfig):
+        loaded, source = config, "a VisConfig"
+    elif config is None:
+        if stored is None:
+            raise ValueError(f"{weights}: the checkpoint stores no config; give --config")
+        loaded = config_from_dict(stored, VisConfig if stored.get("task") == "vis" else Config)
+        source = weights
+    else:
+        loaded, source = load_task_config(os.fspath(config)), os.fspath(config)
+    if kind == "vis" and not isinstance(loaded, VisConfig):
+        raise ValueError(f"{weights}: a QueryInst-VIS checkpoint given with an image config ({source})")
+    if kind == "image" and isinstance(loaded, VisConfig):
+        raise ValueError(f"{weights}: an image QueryInst checkpoint (no track head) given with a VIS config "
+                         f"({source}); give its image config, or none (the checkpoint's own)")
+    updates = parse_overrides(list(overrides))
+    if kind == "vis":
+        return (loaded if loaded is config else merge_into(loaded, updates)), None, data
+    return merge_into(vis_config_for_image_model(loaded), updates), loaded, data
 
 
 def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | os.PathLike | None,
@@ -214,7 +211,7 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
                 if not os.path.isfile(path):
                     raise FileNotFoundError(f"{path}: demo model file not found; pass --weights")
     weights = os.fspath(weights)
-    cfg, image_cfg = load_vis_config(config, weights, overrides)
+    cfg, image_cfg, data = _tracking_config(config, weights, overrides)
     if score_thr is not None:
         if not 0.0 <= score_thr <= 1.0:
             raise ValueError(f"score threshold must be in [0, 1], got {score_thr}")
@@ -224,10 +221,10 @@ def load_vis_model(config: str | os.PathLike | VisConfig | None, weights: str | 
     cfg.model.pretrained = ""
     model = build_queryinst_vis(cfg, track_head=image_cfg is None)
     if image_cfg is None:
-        extra = load_checkpoint(weights, model, cfg=cfg, map_location="cpu")["extra"]
+        extra = load_checkpoint(weights, model, cfg=cfg, data=data)["extra"]
     else:
         image_cfg.model.pretrained = ""
-        extra = load_checkpoint(weights, model.detector, cfg=image_cfg, map_location="cpu")["extra"]
+        extra = load_checkpoint(weights, model.detector, cfg=image_cfg, data=data)["extra"]
     names = class_names_from_checkpoint(extra, cfg.model.num_classes)
     cat_ids = extra.get("cat_ids")
     if not (isinstance(cat_ids, (list, tuple)) and len(cat_ids) == cfg.model.num_classes):
