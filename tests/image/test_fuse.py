@@ -117,7 +117,7 @@ def test_folded_vis_detect_keeps_queries_labels_and_masks():
     shipped demo's backbone, whose 60-odd BatchNorms all fold). Mask pixels may differ only where the
     mask probability sits at the threshold."""
     from queryinst.image.postprocess import paste_masks
-    from queryinst.vis.bench.harness import benchmark_vis_model
+    from queryinst.vis.bench.models import benchmark_vis_model
     from queryinst.vis.config import VisConfig
 
     cfg = VisConfig()

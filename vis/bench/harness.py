@@ -19,7 +19,7 @@ Sections (``run_benchmark``; ``BenchmarkSettings`` holds the sizes):
   decode    frames/s of ``vis.io.reader.open_frames`` (decord / OpenCV) and of a bare cv2 loop.
   int8      ONNX Runtime int8 (vis/modeling/quantize.py) against fp32: the R50 VIS network and whole loop
             against the R50-FPN floor, and the real-time config's whole loop per input size, with where
-            that loop's time goes (``bench_int8``).
+            that loop's time goes (vis/bench/int8_case.py).
   training  one training iteration of the image QueryInst (R50, 100 queries, batch 2 padded to 512x640,
             forward + losses + backward + clipping + AdamW) against mmdetection 3.3's QueryInst on the
             same batch with the same weights, when mmdetection is importable (vis/bench/training_case.py).
@@ -33,15 +33,13 @@ detected (mask head, paste, embeddings and tracker all run on 10 detections).
 from __future__ import annotations
 
 import datetime
-import itertools
 import logging
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,19 +50,20 @@ from torch import nn
 from ... import cli
 from ...image.build import build_queryinst
 from ...image.config import Config, load_config
-from ...image.fuse import fold_batchnorm, folded_copy
+from ...image.fuse import folded_copy
 from ...image.lazy_level import LazyLevel
-from ...image.model import QueryInst
 from ...image.postprocess import paste_masks
 from ...image.roi_pooler import assign_levels
 from ...tracking import Detections, OnlineTracker, TrackerConfig
 from ..config import VisConfig
 from ..eval.ytvis_eval import evaluate_ytvis
-from ..inference import frame_to_tensor, track_frames
-from ..modeling.build import build_queryinst_vis
+from ..inference import frame_to_tensor
 from ..modeling.model import select_detections
+from .int8_case import bench_int8
+from .models import benchmark_vis_model, floor_backbone, loop_case, onnx_twin, plausible_boxes, random_frame
 from .report import targets
 from .timing import machine_info, stats_ms, time_interleaved, top_operators
+from .training_case import bench_training
 from .ytvis_case import make_benchmark_case
 
 logger = logging.getLogger(__name__)
@@ -120,82 +119,6 @@ class BenchmarkSettings:
                    training_stages=2)
 
 
-# ----------------------------------------------------------------------------------------- models
-def spread_boxes(n: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
-    """``n`` boxes [n, 4] normalised (cx, cy, w, h) inside the image: sizes sqrt(wh) spaced geometrically
-    from 32 px to 96% of sqrt(image area) (every level P2-P5 from 360x640 up), aspect ratios in [1/2, 2]
-    where the image leaves room (a side longer than the image is cut to 98% of it, the area kept)."""
-    rng = np.random.default_rng(seed)
-    area = np.geomspace(32.0, 0.96 * np.sqrt(height * width), n) ** 2
-    ratio = np.exp(rng.uniform(np.log(0.5), np.log(2.0), n))
-    bw = np.minimum(np.sqrt(area * ratio), width * 0.98)
-    bh = np.minimum(area / bw, height * 0.98)
-    bw = np.minimum(area / bh, width * 0.98)
-    cx = rng.uniform(bw / 2, width - bw / 2)
-    cy = rng.uniform(bh / 2, height - bh / 2)
-    return torch.tensor(np.stack([cx / width, cy / height, bw / width, bh / height], 1), dtype=torch.float32)
-
-
-@torch.no_grad()
-def plausible_boxes(detector: QueryInst, height: int, width: int, seed: int = 0) -> None:
-    """Put a random-weight detector's proposals on ``spread_boxes`` and zero every stage's last box
-    regression layer, so every stage keeps those boxes (random deltas compound over 6 stages into
-    boxes far outside the image, which would make pooling levels and mask paste unrepresentative)."""
-    detector.proposals.boxes.weight.copy_(spread_boxes(detector.proposals.num_proposals, height, width, seed))
-    for stage in detector.stages:
-        nn.init.zeros_(stage.box_head.box_deltas.weight)
-        nn.init.zeros_(stage.box_head.box_deltas.bias)
-
-
-def benchmark_vis_model(cfg: VisConfig, height: int, width: int, seed: int = 0, fold: bool = True) -> nn.Module:
-    """Random-weight QueryInst-VIS in eval mode for timing: plausible boxes, every query detected, BatchNorm
-    folded as the inference loaders do (``fold=False``: as built)."""
-    torch.manual_seed(seed)
-    cfg.model.init_from = ""
-    model = build_queryinst_vis(cfg).eval()
-    plausible_boxes(model.detector, height, width, seed)
-    model.score_threshold = 0.0
-    if fold:
-        fold_batchnorm(model)
-    return model
-
-
-def _floor_backbone(name: str, fold: bool = False) -> nn.Module:
-    """torchvision's R50-FPN as it ships (FrozenBatchNorm2d), or with those folded into the convs."""
-    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-
-    floor = resnet_fpn_backbone(backbone_name=name, weights=None).eval()
-    if fold:
-        fold_batchnorm(floor)
-    return floor
-
-
-def _image(height: int, width: int, seed: int) -> np.ndarray:
-    """A deterministic RGB uint8 frame: smooth gradients plus noise (content does not change the cost)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255 // max(1, width), yy * 255 // max(1, height), (xx + yy) % 256], -1)
-    return np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
-
-
-def _onnx_model(model: nn.Module) -> Any | None:
-    """The ONNX Runtime twin of ``model`` (same threads as torch), or None without onnx/onnxruntime."""
-    try:
-        from ..modeling.export import onnx_runtime_model
-        return onnx_runtime_model(model, num_threads=torch.get_num_threads())
-    except ImportError as err:
-        logger.warning("ONNX path skipped: %s", err)
-        return None
-
-
-def _loop_case(model: Any, tracker_cfg: TrackerConfig, frame: np.ndarray, min_size: int, max_size: int
-               ) -> Callable[[], Any]:
-    """One ``next()`` of a persistent ``track_frames`` stream over copies of ``frame``: the library's
-    whole per-frame path (resize, detect, tracker, RLE) with a tracker that keeps its state."""
-    stream = track_frames(model, OnlineTracker(tracker_cfg), itertools.repeat(frame), min_size, max_size)
-    return lambda: next(stream)
-
-
 # ----------------------------------------------------------------------------------------- sections
 def bench_vis(s: BenchmarkSettings) -> dict[str, Any]:
     """QueryInst-VIS per frame, split, against the backbone floor (and the ONNX Runtime loop). The split
@@ -208,11 +131,11 @@ def bench_vis(s: BenchmarkSettings) -> dict[str, Any]:
     model = benchmark_vis_model(cfg, h, w, s.seed)
     unfolded = benchmark_vis_model(cfg, h, w, s.seed, fold=False)
     det = model.detector
-    frame = _image(h, w, s.seed)
+    frame = random_frame(h, w, s.seed)
     image = frame_to_tensor(frame, h, max(h, w))
     batch = det.preprocess([image])
     padded = tuple(batch.tensors.shape[-2:])
-    floor, floor_folded = _floor_backbone(s.backbone), _floor_backbone(s.backbone, fold=True)
+    floor, floor_folded = floor_backbone(s.backbone), floor_backbone(s.backbone, fold=True)
     with torch.no_grad():
         feats = det.backbone(batch.tensors)
         raw = det.run_heads(feats, batch.image_sizes, padded)
@@ -241,11 +164,11 @@ def bench_vis(s: BenchmarkSettings) -> dict[str, Any]:
         "detect": lambda: model.detect([image]),
         "detect_all_levels": lambda: _detect_all_levels(model, image),
         "detect_unfolded": lambda: unfolded.detect([image]),
-        "frame": _loop_case(model, TrackerConfig(), frame, h, max(h, w)),
+        "frame": loop_case(model, TrackerConfig(), frame, h, max(h, w)),
     }
-    onnx = _onnx_model(model) if s.onnx else None
+    onnx = onnx_twin(model) if s.onnx else None
     if onnx is not None:
-        cases["onnx_frame"] = _loop_case(onnx, TrackerConfig(), frame, h, max(h, w))
+        cases["onnx_frame"] = loop_case(onnx, TrackerConfig(), frame, h, max(h, w))
     with torch.no_grad():
         timings, loads = time_interleaved(cases, s.repeats, s.warmup)
         profile = top_operators(cases["frame"]) if s.repeats > 1 else []
@@ -305,8 +228,8 @@ def bench_image(s: BenchmarkSettings) -> dict[str, Any]:
     mask_rcnn = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, box_score_thresh=0.0,
                                       box_detections_per_img=100, min_size=h, max_size=max(h, w)).eval()
     mask_rcnn_folded = folded_copy(mask_rcnn)
-    floor = _floor_backbone(s.backbone)
-    image = torch.from_numpy(_image(h, w, s.seed)).permute(2, 0, 1).float().div(255.0)
+    floor = floor_backbone(s.backbone)
+    image = torch.from_numpy(random_frame(h, w, s.seed)).permute(2, 0, 1).float().div(255.0)
     padded = model.preprocess([image]).tensors
     with torch.no_grad():
         ours = model([image])[0]
@@ -371,11 +294,11 @@ def bench_realtime(s: BenchmarkSettings) -> dict[str, Any]:
     for h, w in s.realtime_sizes:
         cfg = load_config(s.realtime_config, schema=VisConfig)
         model = benchmark_vis_model(cfg, h, w, s.seed)
-        frame = _image(h, w, s.seed)
-        cases = {"frame": _loop_case(model, cfg.tracker, frame, h, max(h, w))}
-        onnx = _onnx_model(model) if s.onnx else None
+        frame = random_frame(h, w, s.seed)
+        cases = {"frame": loop_case(model, cfg.tracker, frame, h, max(h, w))}
+        onnx = onnx_twin(model) if s.onnx else None
         if onnx is not None:
-            cases["onnx_frame"] = _loop_case(onnx, cfg.tracker, frame, h, max(h, w))
+            cases["onnx_frame"] = loop_case(onnx, cfg.tracker, frame, h, max(h, w))
         with torch.no_grad():
             timings, loads = time_interleaved(cases, s.repeats, s.warmup)
         fps = {f"{k}_fps": 1e3 / v["median_ms"] for k, v in timings.items()}
@@ -409,8 +332,8 @@ def bench_contention(s: BenchmarkSettings) -> dict[str, Any]:
     h, w = s.contention_size
     cfg = load_config(s.realtime_config, schema=VisConfig)
     model = benchmark_vis_model(cfg, h, w, s.seed)
-    frame = _image(h, w, s.seed)
-    case = {"frame": _loop_case(model, cfg.tracker, frame, h, max(h, w))}
+    frame = random_frame(h, w, s.seed)
+    case = {"frame": loop_case(model, cfg.tracker, frame, h, max(h, w))}
     before = torch.get_num_threads()
     threads = {}
     try:
@@ -465,7 +388,7 @@ def _write_clip(path: str, size: tuple[int, int], frames: int, seed: int) -> Non
 
     h, w = size
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
-    base = _image(h, w, seed).astype(np.int16)
+    base = random_frame(h, w, seed).astype(np.int16)
     rng = np.random.default_rng(seed)
     for t in range(frames):
         noisy = np.roll(base, 3 * t, axis=1) + rng.integers(-6, 7, base.shape, dtype=np.int16)
@@ -486,152 +409,6 @@ def _cv2_decode(path: str) -> int:
         count += 1
     capture.release()
     return count
-
-
-# ----------------------------------------------------------------------------------------- int8 (issue 15)
-def bench_int8(s: BenchmarkSettings) -> dict[str, Any]:
-    """ONNX Runtime int8 against fp32, both from one export of the same random-weight model, interleaved:
-
-    r50: the R50 VIS network alone and the whole loop (``track_frames``) at ``vis_size``, in fp32 and int8,
-        with the bare torchvision R50-FPN in fp32 (the floor of section vis); target (8): int8 frame / floor.
-    <h>x<w>: the real-time config's whole loop at each of ``realtime_sizes`` in fp32 and int8 (target (9):
-        ``realtime_fps_targets``), and where each loop's time goes (``_loop_breakdown``).
-    Random weights: the timings are the speed of the arithmetic only (int8 accuracy: docs/benchmarks.md)."""
-    try:
-        from ..modeling.export import OnnxQueryInstVIS
-        from ..modeling.quantize import export_int8
-    except ImportError as err:
-        logger.warning("int8 section skipped: %s", err)
-        return {"skipped": str(err)}
-    threads = torch.get_num_threads()
-    out: dict[str, Any] = {"calibration_frames": s.int8_calibration_frames}
-    runs = [("r50", s.vis_size, None)] + [(f"{h}x{w}", (h, w), fps) for (h, w), fps in
-                                          zip(s.realtime_sizes, s.realtime_fps_targets)]
-    for key, (h, w), target_fps in runs:
-        if key == "r50":
-            cfg = VisConfig()
-            cfg.model.backbone, cfg.model.num_proposals = s.backbone, s.vis_queries
-            cfg.model.num_classes = s.vis_classes
-        else:
-            cfg = load_config(s.realtime_config, schema=VisConfig)
-        model = benchmark_vis_model(cfg, h, w, s.seed)
-        frame = _image(h, w, s.seed)
-        calibration = [_image(h, w, s.seed + 1 + k) for k in range(s.int8_calibration_frames)]
-        with tempfile.TemporaryDirectory(prefix="qi_int8_") as folder:
-            paths = export_int8(model, folder, calibration, h, max(h, w), s.int8_calibration_frames)
-            fp32, int8 = (OnnxQueryInstVIS(p, num_threads=threads) for p in paths)
-        cases: dict[str, Callable[[], Any]] = {
-            "onnx_frame": _loop_case(fp32, cfg.tracker, frame, h, max(h, w)),
-            "onnx_int8_frame": _loop_case(int8, cfg.tracker, frame, h, max(h, w))}
-        if key == "r50":
-            batch = model.detector.preprocess([frame_to_tensor(frame, h, max(h, w))])
-            floor = _floor_backbone(s.backbone)
-            cases["floor_backbone"] = lambda: floor(batch.tensors)
-            cases["onnx_network"] = lambda: fp32.run_network(batch.tensors, batch.image_sizes[0])
-            cases["onnx_int8_network"] = lambda: int8.run_network(batch.tensors, batch.image_sizes[0])
-        with torch.no_grad():
-            timings, loads = time_interleaved(cases, s.repeats, s.warmup)
-        med = {k: v["median_ms"] for k, v in timings.items()}
-        entry: dict[str, Any] = {"cases": timings, "load_1min": loads,
-                                 "ratios": {"onnx_int8_frame/onnx_frame": med["onnx_int8_frame"] / med["onnx_frame"]}}
-        if key == "r50":
-            entry["ratios"].update({"onnx_int8_frame/floor": med["onnx_int8_frame"] / med["floor_backbone"],
-                                    "onnx_frame/floor": med["onnx_frame"] / med["floor_backbone"],
-                                    "onnx_int8_network/onnx_network": med["onnx_int8_network"] / med["onnx_network"]})
-        else:
-            entry.update({"onnx_frame_fps": 1e3 / med["onnx_frame"], "onnx_int8_frame_fps": 1e3 / med["onnx_int8_frame"],
-                          "target_fps": target_fps})
-            for name, runtime in (("onnx", fp32), ("onnx_int8", int8)):
-                entry[f"{name}_breakdown"] = _loop_breakdown(runtime, cfg.tracker, frame, h, max(h, w),
-                                                             max(s.repeats, 1))
-        out[key] = entry
-    return out
-
-
-def _loop_breakdown(model: Any, tracker_cfg: TrackerConfig, frame: np.ndarray, min_size: int, max_size: int,
-                    frames: int) -> dict[str, float]:
-    """Where an ONNX Runtime loop's time goes: ``frames`` frames of ``_loop_case`` with the functions it calls
-    timed in place (``_timed_calls``), as mean ms per frame: resize (``frame_to_tensor``), normalise + pad,
-    network (ONNX Runtime, inputs and outputs converted), selection, mask paste, tracker input, tracker, RLE;
-    ``other_ms``: the rest of the loop (Python glue, box scaling, copies); ``total_ms``: the whole loop."""
-    from .. import inference
-    from ..modeling import export
-    from ..modeling.model import FrameDetections
-
-    spots = {"resize": (inference, "frame_to_tensor"), "normalize_pad": (export, "pad_and_normalize"),
-             "network": (export.OnnxQueryInstVIS, "run_network"), "select": (export, "select_detections"),
-             "paste": (export, "paste_label_masks"), "tracker_input": (FrameDetections, "to_tracker"),
-             "tracker": (OnlineTracker, "update"), "rle": (inference, "encode_masks")}
-    step = _loop_case(model, tracker_cfg, frame, min_size, max_size)
-    step()  # warm-up
-    with _timed_calls(spots) as seconds, torch.no_grad():
-        start = time.perf_counter()
-        for _ in range(frames):
-            step()
-        total = time.perf_counter() - start
-    out = {f"{name}_ms": 1e3 * value / frames for name, value in seconds.items()}
-    out["other_ms"] = 1e3 * (total - sum(seconds.values())) / frames
-    out["total_ms"] = 1e3 * total / frames
-    return out
-
-
-@contextmanager
-def _timed_calls(spots: dict[str, tuple[Any, str]]) -> Iterator[dict[str, float]]:
-    """Replace each ``owner.attribute`` (a module's function or a class's method) by a wrapper that adds the
-    seconds of its calls to the yielded {name: seconds}; the originals are put back on exit."""
-    seconds = dict.fromkeys(spots, 0.0)
-    originals = {name: getattr(owner, attr) for name, (owner, attr) in spots.items()}
-
-    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                seconds[name] += time.perf_counter() - start
-        return wrapper
-
-    for name, (owner, attr) in spots.items():
-        setattr(owner, attr, timed(name, originals[name]))
-    try:
-        yield seconds
-    finally:
-        for name, (owner, attr) in spots.items():
-            setattr(owner, attr, originals[name])
-
-
-# ----------------------------------------------------------------------------------------- training
-def bench_training(s: BenchmarkSettings) -> dict[str, Any]:
-    """One training iteration (vis/bench/training_case.py) of ours and, when importable, of mmdetection's
-    QueryInst: same batch, same weights (``plausible_boxes`` spreads the proposals over every level),
-    interleaved; the top operators of our step (and of mmdetection's). Target (10): ours / mmdetection."""
-    from .training_case import TrainingBatch, ellipse_instances, mmdet_step, our_step, twin_models
-
-    cfg = Config()
-    cfg.model.backbone, cfg.model.num_proposals = s.backbone, s.training_queries
-    cfg.model.num_classes, cfg.model.num_stages = s.training_classes, s.training_stages
-    h, w = (max(sizes) for sizes in zip(*s.training_sizes))
-    ours, theirs, why = twin_models(cfg, s.seed, lambda m: plausible_boxes(m, h, w, s.seed))
-    batch = TrainingBatch([_image(bh, bw, s.seed + i) for i, (bh, bw) in enumerate(s.training_sizes)],
-                          [ellipse_instances(bh, bw, s.training_instances, s.training_classes, s.seed + i)
-                           for i, (bh, bw) in enumerate(s.training_sizes)])
-    cases = {"training_step": our_step(ours, batch)}
-    if theirs is not None:
-        cases["mmdet_training_step"] = mmdet_step(theirs, batch)
-    timings, loads = time_interleaved(cases, s.repeats, min(s.warmup, 1))
-    out: dict[str, Any] = {"backbone": s.backbone, "images": [list(x) for x in s.training_sizes],
-                           "queries": s.training_queries, "stages": s.training_stages, "classes": s.training_classes,
-                           "instances_per_image": s.training_instances,
-                           "mmdet": "timed in this process" if theirs is not None else why,
-                           "cases": timings, "load_1min": loads}
-    if theirs is not None:
-        out["ratios"] = {"training_step/mmdet_training_step": timings["training_step"]["median_ms"]
-                         / timings["mmdet_training_step"]["median_ms"]}
-    if s.repeats > 1:
-        out["profile_training_step"] = top_operators(cases["training_step"], calls=1, limit=16)
-        if theirs is not None:
-            out["profile_mmdet_training_step"] = top_operators(cases["mmdet_training_step"], calls=1, limit=16)
-    return out
 
 
 _RUNNERS = {"vis": bench_vis, "image": bench_image, "tracker": bench_tracker, "eval": bench_eval,

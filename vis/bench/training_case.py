@@ -25,7 +25,7 @@ import os
 import sys
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,11 @@ from ...image.engine import train_step
 from ...image.mmdet_import import to_mmdet_state_dict
 from ...image.solver import build_optimizer
 from ...image.types import Targets
+from .models import plausible_boxes, random_frame
+from .timing import time_interleaved, top_operators
+
+if TYPE_CHECKING:
+    from .harness import BenchmarkSettings
 
 # mmdetection's QueryInst 1x optimiser (configs/queryinst/queryinst_r50_fpn_1x_coco.py, optim_wrapper)
 MMDET_SOLVER = SolverConfig(base_lr=1e-4, weight_decay=1e-4, backbone_lr_mult=0.1, grad_clip=0.1, amp=False)
@@ -245,3 +250,35 @@ def twin_models(cfg: Config, seed: int, prepare: Callable[[nn.Module], None] | N
     mm_model = build_mmdet_queryinst(cfg)
     mm_model.load_state_dict(to_mmdet_state_dict(ours.state_dict()), strict=True)
     return ours, mm_model, None
+
+
+# ----------------------------------------------------------------------------------------- the harness section
+def bench_training(s: BenchmarkSettings) -> dict[str, Any]:
+    """One training iteration (``our_step`` / ``mmdet_step`` above) of ours and, when importable, of mmdetection's
+    QueryInst: same batch, same weights (``plausible_boxes`` spreads the proposals over every level),
+    interleaved; the top operators of our step (and of mmdetection's). Target (10): ours / mmdetection."""
+    cfg = Config()
+    cfg.model.backbone, cfg.model.num_proposals = s.backbone, s.training_queries
+    cfg.model.num_classes, cfg.model.num_stages = s.training_classes, s.training_stages
+    h, w = (max(sizes) for sizes in zip(*s.training_sizes))
+    ours, theirs, why = twin_models(cfg, s.seed, lambda m: plausible_boxes(m, h, w, s.seed))
+    batch = TrainingBatch([random_frame(bh, bw, s.seed + i) for i, (bh, bw) in enumerate(s.training_sizes)],
+                          [ellipse_instances(bh, bw, s.training_instances, s.training_classes, s.seed + i)
+                           for i, (bh, bw) in enumerate(s.training_sizes)])
+    cases = {"training_step": our_step(ours, batch)}
+    if theirs is not None:
+        cases["mmdet_training_step"] = mmdet_step(theirs, batch)
+    timings, loads = time_interleaved(cases, s.repeats, min(s.warmup, 1))
+    out: dict[str, Any] = {"backbone": s.backbone, "images": [list(x) for x in s.training_sizes],
+                           "queries": s.training_queries, "stages": s.training_stages, "classes": s.training_classes,
+                           "instances_per_image": s.training_instances,
+                           "mmdet": "timed in this process" if theirs is not None else why,
+                           "cases": timings, "load_1min": loads}
+    if theirs is not None:
+        out["ratios"] = {"training_step/mmdet_training_step": timings["training_step"]["median_ms"]
+                         / timings["mmdet_training_step"]["median_ms"]}
+    if s.repeats > 1:
+        out["profile_training_step"] = top_operators(cases["training_step"], calls=1, limit=16)
+        if theirs is not None:
+            out["profile_mmdet_training_step"] = top_operators(cases["mmdet_training_step"], calls=1, limit=16)
+    return out

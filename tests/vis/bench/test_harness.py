@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from queryinst.vis.bench.harness import BenchmarkSettings, bench_tracker, run_benchmark, spread_boxes, time_interleaved
+from queryinst.vis.bench.harness import BenchmarkSettings, bench_tracker, run_benchmark, time_interleaved
+from queryinst.vis.bench.models import spread_boxes
 
 
 def test_time_interleaved_rotates_and_reports_every_case():
@@ -65,7 +66,7 @@ def test_contention_section_times_the_loop_alone_and_beside_a_busy_process(monke
 def test_timed_calls_times_functions_and_methods_in_place_and_restores_them():
     import types
 
-    from queryinst.vis.bench.harness import _timed_calls
+    from queryinst.vis.bench.int8_case import _timed_calls
 
     module = types.SimpleNamespace(double=lambda x: 2 * x)
 

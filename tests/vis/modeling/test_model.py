@@ -113,7 +113,7 @@ def _reference_detect(model, images, orig_sizes):
 
 @pytest.mark.parametrize("plausible", [True, False])
 def test_detect_equals_the_reference_implementation_bit_for_bit(plausible):
-    from queryinst.vis.bench.harness import benchmark_vis_model
+    from queryinst.vis.bench.models import benchmark_vis_model
 
     cfg = tiny_vis_config()
     cfg.model.fpn_channels = cfg.model.hidden_dim = 64
